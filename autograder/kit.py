@@ -1,0 +1,95 @@
+"""The ``kit`` command line: finds the repository root and dispatches to subcommand modules.
+
+Each subcommand lives in its own module, listed in :data:`SUBCOMMANDS`, which provides
+
+* ``register(subparsers, parents)``: add its parser (built with ``parents=parents`` so that it
+  accepts the common ``--root`` option) and ``set_defaults(run=<its run function>)``;
+* ``run(args, root) -> int``: do the work for the repository at ``root``, return the exit code;
+  raise :class:`autograder.KitError` (or a subclass) for errors to report without a traceback.
+
+Exit codes: 0 success, 1 a check found differences, 2 a usage error or a problem in the
+sources (bad solution markers, missing package); messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from autograder import KitError
+
+# Modules providing subcommands; "autograder.release", "autograder.reference" and
+# "autograder.data" are to be added here.
+SUBCOMMANDS: tuple[str, ...] = ("autograder.starter",)
+
+EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE = 0, 1, 2
+
+
+class RootNotFoundError(KitError):
+    """No repository root (a directory with pyproject.toml and solution/) was found."""
+
+
+def is_repo_root(path: Path) -> bool:
+    """Whether ``path`` looks like the kit's repository root."""
+    return (path / "pyproject.toml").is_file() and (path / "solution").is_dir()
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """The nearest directory, ``start`` (default: the CWD) or a parent, that is a repo root."""
+    start = (start or Path.cwd()).resolve()
+    for candidate in (start, *start.parents):
+        if is_repo_root(candidate):
+            return candidate
+    raise RootNotFoundError(
+        f"no repository root (a directory with pyproject.toml and solution/) at or above {start}; "
+        "run from inside the repository or pass --root"
+    )
+
+
+def resolve_root(given: Path | None) -> Path:
+    """The ``--root`` argument, checked, or the root found from the CWD."""
+    if given is None:
+        return find_repo_root()
+    root = given.resolve()
+    if not is_repo_root(root):
+        raise RootNotFoundError(
+            f"--root {given}: not a repository root (needs pyproject.toml and solution/)"
+        )
+    return root
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per module in :data:`SUBCOMMANDS`."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="repository root (default: found by walking up from the current directory)",
+    )
+    parser = argparse.ArgumentParser(prog="kit", description="tapegrad course-kit tools")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(name).register(subparsers, [common])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``kit`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return args.run(args, resolve_root(args.root))
+    except KitError as exc:
+        print(f"kit {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
