@@ -1,0 +1,35 @@
+# Everything a fresh machine needs: `make demo` and `make test` set up .venv themselves.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench starter lint system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+demo: $(STAMP)
+	$(PY) -m autograder.demo
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) bench/bench_ops.py
+	$(PY) bench/bench_mlp.py
+
+starter: $(STAMP)
+	$(VENV)/bin/kit starter
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check solution autograder tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache out
