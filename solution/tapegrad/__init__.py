@@ -44,6 +44,10 @@ from .ops import (
 from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .transforms import grad, jvp
 
+# isort: split
+from . import nn, optim, random  # the networks, built on the core above
+from .random import manual_seed
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -54,3 +58,4 @@ __all__ = [
     "broadcast_to", "sum_to", "logsumexp", "softmax", "log_softmax", "concatenate", "stack",
     "where",
 ]  # fmt: skip
+__all__ += ["nn", "optim", "random", "manual_seed"]

@@ -245,7 +245,15 @@ class MatMul(Function):
         ### BEGIN SOLUTION hw1
         a, b = self.inputs
         ga = sum_to(gy @ swapaxes(b, -1, -2), a.shape) if a.requires_grad_ else None
-        gb = sum_to(swapaxes(a, -1, -2) @ gy, b.shape) if b.requires_grad_ else None
+        gb = None
+        if b.requires_grad_:
+            if b.ndim == 2 and not b.data.flags.c_contiguous:
+                # b is a transposed view (x @ W.T in Linear): (gy^T a)^T is the same matrix,
+                # laid out like W itself, which keeps the optimizer's update fast
+                gb = swapaxes(swapaxes(gy, -1, -2) @ a, -1, -2)
+            else:
+                gb = swapaxes(a, -1, -2) @ gy
+            gb = sum_to(gb, b.shape)
         return ga, gb
         ### END SOLUTION
 

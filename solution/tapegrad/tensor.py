@@ -341,7 +341,7 @@ class Function:
         for x in inputs:
             if x.device != device:
                 raise ValueError(_device_message(type(self).__name__.lower(), inputs))
-        self.xp = xp = np if device == "cpu" else get_backend(device).xp
+        self.xp = np if device == "cpu" else get_backend(device).xp
         self.inputs = inputs
         try:
             if len(inputs) == 1:  # the common arities skip building a list
@@ -353,8 +353,8 @@ class Function:
         except ValueError as exc:  # NumPy's message lacks the op; name it and every shape
             shapes = " and ".join(str(x.shape) for x in inputs)
             raise ValueError(f"{type(self).__name__} of shapes {shapes}: {exc}") from exc
-        if type(y) is not xp.ndarray:  # NumPy turns 0-d results into scalars
-            y = xp.asarray(y)
+        if isinstance(y, np.generic):  # NumPy turns 0-d results into scalars
+            y = np.asarray(y)
         out = _new_tensor(Tensor)  # Tensor._make, inlined: this is the hottest line of the kit
         out.data = y
         out.device = device

@@ -37,8 +37,11 @@ def _lift(value: Any, like: Tensor) -> Tensor:
     Python numbers take the tensor's dtype where that loses nothing (``x * 2`` stays float32).
     """
     if isinstance(value, (bool, int, float)):
-        dtype = np.result_type(like.dtype, value)
-        return Tensor._make(like.backend.xp.asarray(value, dtype=dtype), like.device)
+        dtype = like.data.dtype
+        if dtype.kind != "f":
+            dtype = np.result_type(dtype, value)
+        xp = np if like.device == "cpu" else like.backend.xp
+        return Tensor._make(xp.asarray(value, dtype=dtype), like.device)
     return Tensor(value, device=like.device)
 
 
@@ -378,23 +381,23 @@ class Cast(Function):
 class ToDevice(Function):
     """A copy to another device; the gradient is copied back."""
 
-    def __init__(self, device: str) -> None:
-        self.device = device
+    def __init__(self, target: str) -> None:
+        self.target = target
 
     def __call__(self, *inputs: Tensor) -> Tensor:
         out = super().__call__(*inputs)
-        out.device = self.device
+        out.device = self.target
         return out
 
     def forward(self, a: Any) -> Any:
-        host = get_backend(device_of_array(a)).to_host(a)
-        return get_backend(self.device).asarray(host)
+        host = get_backend(self.inputs[0].device).to_host(a)
+        return get_backend(self.target).asarray(host)
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
         return (gy.to(self.inputs[0].device),)
 
     def jvp(self, ta: Tensor) -> Tensor:
-        return ta.to(self.device)
+        return ta.to(self.target)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,214 @@
+"""Op checks: the randomized gradient checks derived from the op-spec table.
+
+For each shape case of the op (and each repetition), the parent draws inputs in the op's
+domain and a random Gaussian cotangent, asks the worker to run the student's forward and
+backward (twice, on fresh graphs) and a float32 forward, then judges in float64:
+
+* the forward value against the NumPy reference; float32 in gives float32 out;
+* each input's gradient against central differences of the reference (entry by entry for
+  small inputs, along random directions for large ones), with the likely bug named;
+* the second backward agrees with the first; the inputs are unchanged;
+* optionally forward mode (jvp) and second derivatives (grad of grad).
+
+The worker sees inputs and cotangents only; expected values never leave the parent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .diagnose import Verdict, classify_gradient, compare_values
+from .numeric import directional_derivative, gradient_of_projection
+from .opspecs import Case, OpSpec, make_inputs, spec
+from .results import CaseOutcome
+
+__all__ = ["run_op_check", "RequestFailed"]
+
+FULL_GRADIENT_LIMIT = 400  # input elements: up to this, compare the whole gradient
+DIRECTIONS = 3
+SECOND_ORDER_EPS = 1e-4
+
+Request = Callable[[dict[str, Any], list[np.ndarray]], tuple[dict[str, Any], list[np.ndarray]]]
+
+
+class RequestFailed(Exception):
+    """The worker could not answer (the student's code raised, hung or crashed).
+
+    ``bug_class`` is "not_implemented", "crash" or "timeout"; ``fatal`` means the worker is
+    gone (or unusable) and the remaining cases of the check are not run.
+    """
+
+    def __init__(self, message: str, bug_class: str, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.bug_class = bug_class
+        self.fatal = fatal
+
+
+def run_op_check(
+    request: Request,
+    spec_name: str,
+    rng: np.random.Generator,
+    *,
+    repeats: int = 1,
+    gradients: bool = True,
+    jvp: bool = False,
+    second_order: bool = False,
+) -> list[CaseOutcome]:
+    """Every case of one op check. ``request(header, arrays)`` talks to the worker and raises
+    :class:`RequestFailed` when the student's code fails."""
+    s = spec(spec_name)
+    outcomes: list[CaseOutcome] = []
+    plan: list[tuple[str, Case, int]] = []
+    for index, case in enumerate(s.cases):
+        for _ in range(repeats):
+            if gradients:
+                plan.append(("op", case, index))
+            if jvp and s.jvp:
+                plan.append(("jvp", case, index))
+            if second_order and s.smooth and _size(case) <= FULL_GRADIENT_LIMIT // 4:
+                plan.append(("hvp", case, index))
+    for n, (kind, case, index) in enumerate(plan):
+        label = case.label if kind == "op" else f"{kind}: {case.label}"
+        try:
+            verdict = _JUDGES[kind](request, s, case, index, rng)
+        except RequestFailed as exc:
+            outcomes.append(CaseOutcome(label, False, f"{s.name} ({label}): {exc}", exc.bug_class))
+            if exc.fatal or exc.bug_class == "not_implemented":
+                # the same failure would repeat: record it for the rest without running them
+                for kind2, case2, _ in plan[n + 1 :]:
+                    rest = case2.label if kind2 == "op" else f"{kind2}: {case2.label}"
+                    outcomes.append(CaseOutcome(rest, False, "not run: " + str(exc), exc.bug_class))
+                break
+            continue
+        message = "" if verdict.ok else f"{s.name} ({label}, input shapes {_shapes(case)}): {verdict.message}"
+        outcomes.append(CaseOutcome(label, verdict.ok, message, verdict.bug_class))
+    return outcomes
+
+
+def _size(case: Case) -> int:
+    return max(int(np.prod(shape)) for shape in case.shapes)
+
+
+def _shapes(case: Case) -> str:
+    return ", ".join(str(s) for s in case.shapes)
+
+
+def _reference(s: OpSpec, case: Case) -> Callable[..., np.ndarray]:
+    return lambda *xs: np.asarray(s.reference(*xs, **case.kwargs), dtype=np.float64)
+
+
+def _take(arrays: list[np.ndarray], count: int) -> list[np.ndarray]:
+    if len(arrays) < count:
+        raise RequestFailed("the worker's reply was incomplete", "crash")
+    taken = arrays[:count]
+    del arrays[:count]
+    return taken
+
+
+def _judge_op(request: Request, s: OpSpec, case: Case, index: int, rng: np.random.Generator) -> Verdict:
+    xs = make_inputs(s, case, rng)
+    f = _reference(s, case)
+    expected = f(*xs)
+    u = rng.standard_normal(expected.shape)
+    header, arrays = request(
+        {"type": "op", "spec": s.name, "case": index, "repeat": True, "float32": True},
+        [x.copy() for x in xs] + [u],
+    )
+    arrays = list(arrays)
+    family = s.topic == "stable softmax"
+    (out,) = _take(arrays, 1)
+    verdict = compare_values("forward", out, expected, softmax_family=family)
+    if not verdict.ok:
+        return verdict
+    has = list(header.get("grads", []))
+    if len(has) != len(xs):
+        raise RequestFailed("the worker's reply did not list the gradients", "crash")
+    grads = [(_take(arrays, 1)[0] if h else None) for h in has]
+    after = _take(arrays, len(xs))
+    sent_after = _take(arrays, len(xs))
+    has2 = list(header.get("grads2", []))
+    grads2 = [(_take(arrays, 1)[0] if h else None) for h in has2]
+    (out32,) = _take(arrays, 1)
+
+    for i, (x, g) in enumerate(zip(xs, grads)):
+        verdict = _judge_gradient(f, xs, i, g, u, expected.shape, rng, s)
+        if not verdict.ok:
+            return verdict
+    for i, (g1, g2) in enumerate(zip(grads, grads2)):
+        if g1 is not None and (g2 is None or g2.shape != g1.shape or not np.allclose(g1, g2, rtol=1e-9, atol=1e-12)):
+            return Verdict(False, f"input {i}: a second forward+backward on fresh tensors gave "
+                           "a different gradient (state kept between calls?)", "not_deterministic")  # fmt: skip
+    for i, (x, a, b) in enumerate(zip(xs, after, sent_after)):
+        if a.shape != x.shape or b.shape != x.shape or not (np.array_equal(a, x) and np.array_equal(b, x)):
+            return Verdict(False, f"input {i} was modified in place by forward or backward", "mutated_input")
+    if out32.dtype != np.float32:
+        return Verdict(False, f"float32 inputs gave a {out32.dtype} result", "wrong_dtype")
+    return compare_values("forward in float32", out32, expected, atol=1e-3, rtol=1e-3, softmax_family=family)
+
+
+def _judge_gradient(
+    f: Callable[..., np.ndarray], xs: list[np.ndarray], i: int, g: np.ndarray | None,
+    u: np.ndarray, out_shape: tuple[int, ...], rng: np.random.Generator, s: OpSpec,
+) -> Verdict:  # fmt: skip
+    what = f"gradient of input {i}"
+    x = xs[i]
+    common = dict(
+        input_shape=x.shape, output_shape=out_shape, reused_node=s.topic.startswith("tape"),
+        softmax_family=s.topic == "stable softmax",
+    )  # fmt: skip
+    if g is None or g.shape != x.shape or x.size <= FULL_GRADIENT_LIMIT:
+        expected = gradient_of_projection(f, xs, i, u) if x.size <= FULL_GRADIENT_LIMIT else np.zeros(x.shape)
+        ones = gradient_of_projection(f, xs, i, np.ones(out_shape)) if x.size <= FULL_GRADIENT_LIMIT else None
+        return classify_gradient(what, g, expected, expected_with_ones=ones, **common)  # type: ignore[arg-type]
+    # large input: compare along random directions
+    vs = [rng.standard_normal(x.shape) for _ in range(DIRECTIONS)]
+    expected_d = np.array([np.sum(u * directional_derivative(f, xs, i, v)) for v in vs])
+    got_d = np.array([np.sum(g.astype(np.float64) * v) for v in vs])
+    common.update(input_shape=(DIRECTIONS,), output_shape=(DIRECTIONS,))
+    verdict = classify_gradient(f"{what} (along {DIRECTIONS} random directions)", got_d, expected_d, **common)  # type: ignore[arg-type]
+    return verdict
+
+
+def _judge_jvp(request: Request, s: OpSpec, case: Case, index: int, rng: np.random.Generator) -> Verdict:
+    xs = make_inputs(s, case, rng)
+    f = _reference(s, case)
+    vs = [rng.standard_normal(x.shape) for x in xs]
+    _, arrays = request({"type": "jvp", "spec": s.name, "case": index}, xs + vs)
+    arrays = list(arrays)
+    out, tangent = _take(arrays, 2)
+    verdict = compare_values("jvp output", out, f(*xs))
+    if not verdict.ok:
+        return verdict
+    expected = sum(directional_derivative(f, xs, i, v) for i, v in enumerate(vs))
+    verdict = compare_values("jvp tangent", tangent, np.asarray(expected))
+    if not verdict.ok and verdict.bug_class == "wrong_forward":
+        verdict.bug_class = "wrong_gradient"
+    return verdict
+
+
+def _judge_hvp(request: Request, s: OpSpec, case: Case, index: int, rng: np.random.Generator) -> Verdict:
+    xs = make_inputs(s, case, rng)
+    f = _reference(s, case)
+    u = rng.standard_normal(np.shape(f(*xs)))
+    v = rng.standard_normal(xs[0].shape)
+    _, arrays = request({"type": "hvp", "spec": s.name, "case": index}, xs + [u, v])
+    arrays = list(arrays)
+    first, second = _take(arrays, 2)
+    expected = gradient_of_projection(f, xs, 0, u)
+    verdict = classify_gradient("tg.grad", first, expected, input_shape=xs[0].shape,
+                                output_shape=u.shape)  # fmt: skip
+    if not verdict.ok:
+        return verdict
+
+    def grad_along_v(x0: np.ndarray) -> np.ndarray:
+        return np.asarray(np.sum(gradient_of_projection(f, [x0, *xs[1:]], 0, u) * v))
+
+    expected2 = gradient_of_projection(grad_along_v, [xs[0]], 0, np.ones(()), eps=SECOND_ORDER_EPS)
+    return classify_gradient("grad of grad (second derivative)", second, expected2,
+                             input_shape=xs[0].shape, output_shape=xs[0].shape, atol=1e-4, rtol=1e-3)  # fmt: skip
+
+
+_JUDGES = {"op": _judge_op, "jvp": _judge_jvp, "hvp": _judge_hvp}

@@ -1,0 +1,119 @@
+"""Probes: what the worker does with the student's ``tapegrad`` when the parent asks.
+
+This module runs INSIDE the sandbox, next to student code, so nothing here is trusted: a probe
+only calls the student's functions on the arrays it was sent and returns plain arrays. Every
+judgement happens in the parent (:mod:`autograder.opcheck` and friends). A probe never sees
+expected values, hidden labels or the grader's secret.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .opspecs import spec
+from .worker import handler
+
+Arrays = list[np.ndarray]
+
+
+def to_array(tg: ModuleType, value: Any, what: str) -> np.ndarray:
+    """A student's result as a NumPy array, or a clear error saying what came back instead."""
+    if not isinstance(value, tg.Tensor):
+        raise TypeError(f"{what} returned {type(value).__name__}, expected a tapegrad Tensor")
+    array = value.numpy()
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{what}: Tensor.numpy() returned {type(array).__name__}, not an ndarray")
+    return np.ascontiguousarray(array)
+
+
+def _grad_array(tg: ModuleType, t: Any, what: str) -> np.ndarray | None:
+    g = getattr(t, "grad", None)
+    return None if g is None else to_array(tg, g, what)
+
+
+def _forward_backward(
+    tg: ModuleType, name: str, case_index: int, xs: Arrays, u: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray | None], Arrays]:
+    s = spec(name)
+    case = s.cases[case_index]
+    ts = [tg.Tensor(x, requires_grad=True) for x in xs]
+    y = s.call(tg, *ts, **case.kwargs)
+    out = to_array(tg, y, name)
+    y.backward(tg.Tensor(u))
+    grads = [_grad_array(tg, t, f"{name}: the gradient of input {i}") for i, t in enumerate(ts)]
+    after = [to_array(tg, t, f"{name}: input {i}") for i, t in enumerate(ts)]
+    return out, grads, after
+
+
+@handler("op")
+def op_probe(tg: ModuleType, header: dict[str, Any], arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
+    """Forward and backward of op spec ``header["spec"]`` on one case.
+
+    Arrays in: the inputs, then the cotangent. Arrays out: the output; the gradient of each
+    input that has one (``header["grads"]`` says which); the inputs as the tensors hold them
+    afterwards, and the caller's arrays afterwards (to detect in-place changes); with
+    ``repeat``, the gradients of a second forward+backward on fresh tensors; with
+    ``float32``, the output for float32 copies of the inputs.
+    """
+    name, case_index = header["spec"], int(header["case"])
+    n = spec(name).arity
+    xs, u = arrays[:n], arrays[n]
+    sent = [x.copy() for x in xs]
+    out, grads, after = _forward_backward(tg, name, case_index, xs, u)
+    result: Arrays = [out] + [g for g in grads if g is not None] + after + xs
+    reply: dict[str, Any] = {"grads": [g is not None for g in grads]}
+    if header.get("repeat"):
+        _, grads2, _ = _forward_backward(tg, name, case_index, [x.copy() for x in sent], u)
+        reply["grads2"] = [g is not None for g in grads2]
+        result += [g for g in grads2 if g is not None]
+    if header.get("float32"):
+        s = spec(name)
+        y32 = s.call(tg, *[tg.Tensor(x.astype(np.float32)) for x in sent], **s.cases[case_index].kwargs)
+        result.append(to_array(tg, y32, f"{name} (float32)"))
+    return reply, result
+
+
+@handler("forward")
+def forward_probe(tg: ModuleType, header: dict[str, Any], arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
+    """The student's forward on several input sets (``header["count"]`` of them), for finite
+    differences of their own forward."""
+    s = spec(header["spec"])
+    kwargs = s.cases[int(header["case"])].kwargs
+    n, outs = s.arity, []
+    with tg.no_grad():
+        for k in range(int(header["count"])):
+            xs = arrays[k * n : (k + 1) * n]
+            outs.append(to_array(tg, s.call(tg, *[tg.Tensor(x) for x in xs], **kwargs), s.name))
+    return {}, outs
+
+
+@handler("jvp")
+def jvp_probe(tg: ModuleType, header: dict[str, Any], arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
+    """Forward mode: arrays in are the primals then one tangent per primal."""
+    s = spec(header["spec"])
+    kwargs = s.cases[int(header["case"])].kwargs
+    n = s.arity
+    out, tangent = tg.jvp(lambda *ts: s.call(tg, *ts, **kwargs), tuple(arrays[:n]), tuple(arrays[n:]))
+    return {}, [to_array(tg, out, f"{s.name} (jvp output)"), to_array(tg, tangent, f"{s.name} (jvp tangent)")]
+
+
+@handler("hvp")
+def hvp_probe(tg: ModuleType, header: dict[str, Any], arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
+    """Second order with the student's ``tg.grad``: for the first input x and the others fixed,
+    g(x) = grad <u, f(x)> and h = grad <v, g(x)> (a Hessian-vector product).
+    Arrays in: the inputs, u, v. Arrays out: g, h."""
+    s = spec(header["spec"])
+    kwargs = s.cases[int(header["case"])].kwargs
+    n = s.arity
+    xs, u, v = arrays[:n], tg.Tensor(arrays[n]), tg.Tensor(arrays[n + 1])
+    rest = [tg.Tensor(x) for x in xs[1:]]
+
+    def g(z: Any) -> Any:
+        return tg.grad(lambda w: (s.call(tg, w, *rest, **kwargs) * u).sum())(z)
+
+    first = g(xs[0])
+    second = tg.grad(lambda z: (g(z) * v).sum())(xs[0])
+    return {}, [to_array(tg, first, f"{s.name}: tg.grad"), to_array(tg, second, f"{s.name}: tg.grad of tg.grad")]

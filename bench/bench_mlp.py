@@ -1,0 +1,321 @@
+"""Training an MLP with tapegrad versus the same network written by hand, in one process.
+
+    python bench/bench_mlp.py                 # CPU: tapegrad on NumPy vs hand-written NumPy
+    python bench/bench_mlp.py --quick         # fewer epochs
+    python bench/bench_mlp.py --device cuda   # GPU: tapegrad on CuPy vs hand-written CuPy
+
+The network: 784-256-10, ReLU, float32, batch 128, mean cross-entropy, plain SGD (lr 0.1), on
+the MNIST sample bundled with the kit (``tg.data.load_mnist()``, images scaled to [0, 1]).
+tapegrad uses ``tg.nn.Sequential(Linear, ReLU, Linear)``, ``tg.nn.functional.cross_entropy``
+and ``tg.optim.SGD``; the hand-written version computes the same forward pass, the backward
+formulas and the SGD update with bare arrays. Both start from the same weights and see the
+same batches in the same order, so their accuracies should agree closely.
+
+CPU: seconds per epoch (median over the epochs after a warm-up epoch, the two versions
+alternating so that machine noise hits both), their ratio (target: tapegrad <= 1.3x), test
+accuracy, and memory: resident set size and live Tensor objects after every epoch (flat means
+no graph outlives its step), plus the peak RSS.
+
+GPU: milliseconds per training step (CUDA events around a run of steps, median of several
+runs), beside reference figures measured on an H100.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "solution"))
+
+import numpy as np  # noqa: E402
+import tapegrad as tg  # noqa: E402
+
+HIDDEN, CLASSES, BATCH, LR = 256, 10, 128, 0.1
+TARGET_RATIO = 1.3
+REFERENCE_GPU_MS = {"PyTorch eager": 1.04, "hand-written CuPy": 0.82}  # per step, on an H100
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+def load_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def prepare(split: str) -> tuple[np.ndarray, np.ndarray]:
+        images, labels = tg.data.load_mnist(split=split)
+        x = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
+        return x, labels.astype(np.int64)
+
+    return *prepare("train"), *prepare("test")
+
+
+# --------------------------------------------------------------------------------- models
+
+
+def make_tapegrad_model(seed: int) -> Any:
+    tg.random.manual_seed(seed)
+    nn = tg.nn
+    return nn.Sequential(nn.Linear(784, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, CLASSES))
+
+
+def weights_of(model: Any) -> list[np.ndarray]:
+    """The model's parameters as host arrays [w1 (784, H), b1, w2 (H, 10), b2], whatever the
+    layout of Linear's weight ((out, in) as in PyTorch, or (in, out))."""
+    w1, b1, w2, b2 = (p.numpy().copy() for p in model.parameters())
+    if w1.shape == (HIDDEN, 784):
+        w1, w2 = w1.T.copy(), w2.T.copy()
+    assert w1.shape == (784, HIDDEN) and w2.shape == (HIDDEN, CLASSES), (w1.shape, w2.shape)
+    return [w1, b1.reshape(HIDDEN), w2, b2.reshape(CLASSES)]
+
+
+class HandWritten:
+    """The same MLP with bare arrays of the module ``xp`` (NumPy or CuPy): forward,
+    cross-entropy, the backward formulas and the SGD update, written out."""
+
+    def __init__(self, weights: list[np.ndarray], xp: Any) -> None:
+        self.xp = xp
+        self.w1, self.b1, self.w2, self.b2 = (xp.asarray(w) for w in weights)
+
+    def logits(self, x: Any) -> Any:
+        return self.xp.maximum(x @ self.w1 + self.b1, 0) @ self.w2 + self.b2
+
+    def step(self, x: Any, y: Any) -> Any:
+        xp = self.xp
+        n = len(y)
+        rows = xp.arange(n)
+        h = x @ self.w1 + self.b1
+        a = xp.maximum(h, 0)
+        z = a @ self.w2 + self.b2
+        m = z.max(axis=1, keepdims=True)
+        e = xp.exp(z - m)
+        s = e.sum(axis=1, keepdims=True)
+        loss = (xp.log(s[:, 0]) + m[:, 0] - z[rows, y]).mean()  # left on the device
+        dz = e / s  # softmax; d(loss)/dz = (softmax - onehot) / n
+        dz[rows, y] -= 1.0
+        dz *= np.float32(1.0 / n)
+        dw2 = a.T @ dz
+        db2 = dz.sum(axis=0)
+        dh = (dz @ self.w2.T) * (h > 0)
+        dw1 = x.T @ dh
+        db1 = dh.sum(axis=0)
+        lr = np.float32(LR)
+        self.w1 -= lr * dw1
+        self.b1 -= lr * db1
+        self.w2 -= lr * dw2
+        self.b2 -= lr * db2
+        return loss
+
+
+class Tapegrad:
+    """tapegrad's nn/optim doing the same; ``step`` returns the loss Tensor (not synced)."""
+
+    def __init__(self, model: Any, device: str = "cpu") -> None:
+        self.model = model
+        self.device = device
+        self.opt = tg.optim.SGD(list(model.parameters()), lr=LR)
+        self.cross_entropy = tg.nn.functional.cross_entropy
+
+    def logits(self, x: Any) -> Any:
+        with tg.no_grad():
+            return self.model(tg.Tensor(x, device=self.device)).data
+
+    def step(self, x: Any, y: Any) -> Any:
+        x, y = tg.Tensor(x, device=self.device), tg.Tensor(y, device=self.device)
+        loss = self.cross_entropy(self.model(x), y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss
+
+
+def accuracy(net: Any, x: Any, y: np.ndarray, to_host: Callable[[Any], np.ndarray]) -> float:
+    return float((to_host(net.logits(x)).argmax(axis=1) == y).mean())
+
+
+# ------------------------------------------------------------------------------------- CPU
+
+
+def rss_mb() -> float:
+    """The current resident set size (Linux); elsewhere the peak, the best available."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes vs KiB
+
+
+def live_tensors() -> int:
+    return sum(1 for o in gc.get_objects() if isinstance(o, tg.Tensor))
+
+
+def run_epoch(net: Any, x: np.ndarray, y: np.ndarray, order: np.ndarray) -> float:
+    xs, ys = x[order], y[order]
+    start = time.perf_counter()
+    loss = None
+    for i in range(0, len(ys), BATCH):
+        loss = net.step(xs[i : i + BATCH], ys[i : i + BATCH])
+    elapsed = time.perf_counter() - start
+    del loss
+    return elapsed
+
+
+def run_cpu(epochs: int, seed: int) -> int:
+    x, y, x_test, y_test = load_data()
+    print(f"data: {len(y)} train / {len(y_test)} test images (bundled MNIST sample)")
+    model = make_tapegrad_model(seed)
+    nets = {"tapegrad": Tapegrad(model), "numpy": HandWritten(weights_of(model), np)}
+    rng = np.random.default_rng(seed)
+    times: dict[str, list[float]] = {name: [] for name in nets}
+    steps = -(-len(y) // BATCH)
+    print(f"{epochs} epochs of {steps} steps; epoch 0 is a warm-up, excluded from the medians\n")
+    print(f"  {'epoch':>5} {'tapegrad s':>11} {'numpy s':>9} {'ratio':>6} {'RSS MB':>8} "
+          f"{'live Tensors':>13}")  # fmt: skip
+    for epoch in range(epochs):
+        order = rng.permutation(len(y))  # the same batches for both
+        names = list(nets) if epoch % 2 == 0 else list(nets)[::-1]  # alternate who goes first
+        row = {name: run_epoch(nets[name], x, y, order) for name in names}
+        for name, t in row.items():
+            if epoch > 0:
+                times[name].append(t)
+        gc.collect()
+        print(
+            f"  {epoch:5d} {row['tapegrad']:11.4f} {row['numpy']:9.4f} "
+            f"{row['tapegrad'] / row['numpy']:5.2f}x {rss_mb():8.1f} {live_tensors():13d}"
+        )
+
+    t_tg, t_np = statistics.median(times["tapegrad"]), statistics.median(times["numpy"])
+    ratio = t_tg / t_np
+    acc = {name: accuracy(net, x_test, y_test, np.asarray) for name, net in nets.items()}
+    print(f"\nmedian epoch: tapegrad {t_tg * 1e3:.1f} ms, numpy {t_np * 1e3:.1f} ms "
+          f"({t_tg / steps * 1e3:.2f} vs {t_np / steps * 1e3:.2f} ms per step)")  # fmt: skip
+    verdict = "ok" if ratio <= TARGET_RATIO else "OVER"
+    print(f"ratio tapegrad / numpy: {ratio:.3f}x   (target <= {TARGET_RATIO}x: {verdict})")
+    print(f"test accuracy after {epochs} epochs: tapegrad {acc['tapegrad']:.3f}, "
+          f"numpy {acc['numpy']:.3f}")  # fmt: skip
+    print(f"peak RSS: {peak_rss_mb():.1f} MB")
+    return 0
+
+
+# ------------------------------------------------------------------------------------- GPU
+
+
+def cuda_problem() -> str | None:
+    try:
+        import cupy
+    except ImportError:
+        return "CuPy is not installed"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() == 0:
+            return "no CUDA GPU found"
+        int(cupy.arange(2).sum())
+    except Exception as exc:  # CuPy's own error types for a missing driver or runtime
+        return f"CUDA is not usable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def run_cuda(epochs: int, seed: int, steps: int, trials: int) -> int:
+    problem = cuda_problem()
+    if problem is not None:
+        print(f"--device cuda: {problem}; skipping the GPU benchmark.")
+        return 0
+    import cupy
+
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    print(f"GPU: {name}, CuPy {cupy.__version__}, CUDA runtime "
+          f"{cupy.cuda.runtime.runtimeGetVersion()}")  # fmt: skip
+
+    x, y, x_test, y_test = load_data()
+    model = make_tapegrad_model(seed)
+    weights = weights_of(model)
+    model.to("cuda")
+    assert all(p.device == "cuda" for p in model.parameters())
+    nets = {"tapegrad": Tapegrad(model, "cuda"), "cupy": HandWritten(weights, cupy)}
+    xg, yg = cupy.asarray(x), cupy.asarray(y)
+    n_batches = len(y) // BATCH  # full batches only: every step has the same shape
+    batches = [(xg[i * BATCH : (i + 1) * BATCH], yg[i * BATCH : (i + 1) * BATCH])
+               for i in range(n_batches)]  # fmt: skip
+
+    def timed(net: Any, count: int) -> float:
+        """ms per step over ``count`` steps (CUDA events; the stream is drained first)."""
+        cupy.cuda.Device().synchronize()
+        start, end = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record()
+        for i in range(count):
+            net.step(*batches[i % n_batches])
+        end.record()
+        end.synchronize()
+        return cupy.cuda.get_elapsed_time(start, end) / count
+
+    for net in nets.values():  # warm-up: kernel compilation, memory pool
+        timed(net, n_batches)
+    results: dict[str, list[float]] = {name: [] for name in nets}
+    wall: dict[str, list[float]] = {name: [] for name in nets}
+    for trial in range(trials):
+        for name in list(nets) if trial % 2 == 0 else list(nets)[::-1]:
+            t0 = time.perf_counter()
+            results[name].append(timed(nets[name], steps))
+            wall[name].append((time.perf_counter() - t0) * 1e3 / steps)
+    for _ in range(max(epochs - 1, 0)):  # a little more training, for the accuracy check
+        for net in nets.values():
+            timed(net, n_batches)
+
+    ms = {name: statistics.median(v) for name, v in results.items()}
+    print(f"\nms per training step (784-{HIDDEN}-{CLASSES}, batch {BATCH}, float32), "
+          f"median of {trials} runs of {steps} steps:")  # fmt: skip
+    for label, value in (("tapegrad on CuPy", ms["tapegrad"]), ("hand-written CuPy", ms["cupy"])):
+        key = "tapegrad" if label.startswith("tapegrad") else "cupy"
+        print(f"  {label:<20} {value:7.3f} ms   (host wall clock "
+              f"{statistics.median(wall[key]):.3f} ms)")  # fmt: skip
+    print(f"  ratio tapegrad / hand-written: {ms['tapegrad'] / ms['cupy']:.2f}x")
+    print("reference, H100: " + ", ".join(f"{k} {v:.2f} ms" for k, v in REFERENCE_GPU_MS.items()))
+    xt = cupy.asarray(x_test)
+    acc = {name: accuracy(net, xt, y_test, cupy.asnumpy) for name, net in nets.items()}
+    print(f"test accuracy: tapegrad {acc['tapegrad']:.3f}, hand-written CuPy {acc['cupy']:.3f}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--quick", action="store_true", help="fewer epochs / steps")
+    parser.add_argument("--epochs", type=int, help="epochs (default 12; 4 with --quick)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    epochs = args.epochs or (4 if args.quick else 12)
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    print(f"machine: {platform.machine()}, CPUs: {os.cpu_count()} ({usable} usable), "
+          f"Python {platform.python_version()}, NumPy {np.__version__}")  # fmt: skip
+    try:
+        import tapegrad.nn  # noqa: F401  (also makes tg.nn, tg.optim, tg.random attributes)
+        import tapegrad.optim  # noqa: F401
+        import tapegrad.random  # noqa: F401
+    except ImportError as exc:
+        print(f"tapegrad.nn / tapegrad.optim are not available yet: {exc}")
+        return 1
+    if args.device == "cuda":
+        steps, trials = (100, 3) if args.quick else (300, 7)
+        return run_cuda(epochs, args.seed, steps, trials)
+    return run_cpu(max(epochs, 2), args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
