@@ -54,7 +54,12 @@ Schema (``assignments/hw1/assignment.toml`` shows every field in use)::
     notebook = "hw1.ipynb"        # one of [assignment].notebooks
     grade_id = "numerical-derivative"        # the solution cell's nbgrader grade_id
     function = "numerical_derivative"        # the name that cell defines, to call
-    tests = "numerical-derivative-tests"     # optional: the nbgrader test cell to run after it
+    tests = "numerical-derivative-tests"     # optional: its nbgrader test cell (same points)
+
+A notebook check compares the student's function with the source notebook's solution cell on
+the grader's cases; the nbgrader test cell named by ``tests`` (visible and hidden asserts) is
+the same check for nbgrader's own autograding, so its points must equal the check's (the kit's
+tests verify it). Graded cells must be self-contained: the grader runs just those cells.
 
 The id of an ``op`` check conventionally is ``ops.<op name>``; the flags say which derived
 checks run, so a hidden second-order check over a few smooth ops sets ``forward = false``,
@@ -322,9 +327,9 @@ class _Validator:
             if check is None:
                 continue
             if check.id in first_seen:
+                first = first_seen[check.id]
                 self.error(
-                    f"checks[{i}].id",
-                    f"duplicate check id {check.id!r} (already used by checks[{first_seen[check.id]}])",
+                    f"checks[{i}].id", f"duplicate check id {check.id!r} (also checks[{first}])"
                 )
             first_seen.setdefault(check.id, i)
             checks.append(check)
@@ -402,13 +407,16 @@ class _Validator:
             if name not in _OP_NAMES:
                 close = difflib.get_close_matches(name, list(_OP_NAMES), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                self.error(f"{where}.op", f"no op spec named {name!r} in autograder/opspecs.py{hint}")
+                self.error(
+                    f"{where}.op", f"no op spec named {name!r} in autograder/opspecs.py{hint}"
+                )
         if len(set(names)) != len(names):
             self.error(f"{where}.op", f"an op is listed twice: {names}")
+        defaults = {"forward": True, "vjp": True, "jvp": False, "second_order": False}
         flags = {
             key: self.boolean(raw, key, f"{where}.{key}", default)
-            for key, default in (("forward", True), ("vjp", True), ("jvp", False), ("second_order", False))
-        }  # fmt: skip
+            for key, default in defaults.items()
+        }
         if not any(flags.values()):
             self.error(where, "forward, vjp, jvp and second_order are all false: nothing to check")
         for name in names:
@@ -416,7 +424,9 @@ class _Validator:
             if spec is None:
                 continue
             if flags["jvp"] and not spec.jvp:
-                self.error(f"{where}.jvp", f"op {name!r} has no forward mode in its spec (jvp=False)")
+                self.error(
+                    f"{where}.jvp", f"op {name!r} has no forward mode in its spec (jvp=False)"
+                )
             if flags["second_order"] and not spec.smooth:
                 self.error(
                     f"{where}.second_order",
@@ -431,9 +441,11 @@ class _Validator:
             "recipe": self.string(raw, "recipe", f"{where}.recipe", pattern=_NAME),
             "epochs": self.integer(raw, "epochs", f"{where}.epochs", minimum=1),
             "seed": self.integer(raw, "seed", f"{where}.seed", minimum=0),
-            "batch_size": self.integer(raw, "batch_size", f"{where}.batch_size", minimum=1, default=None),
+            "batch_size": self.integer(
+                raw, "batch_size", f"{where}.batch_size", minimum=1, default=None
+            ),
             "lr": self.number(raw, "lr", f"{where}.lr", default=None),
-        }  # fmt: skip
+        }
         table = raw.get("thresholds")
         thresholds: dict[str, float] = {}
         if not isinstance(table, dict) or not table:
@@ -475,14 +487,18 @@ class _Validator:
     def notebooks(self, head: dict[str, Any], folder: Path) -> list[str]:
         value = head.get("notebooks")
         if value is None:
-            self.error("assignment.notebooks", "missing (a list of notebook file names; [] for none)")
+            self.error(
+                "assignment.notebooks", "missing (a list of notebook file names; [] for none)"
+            )
             return []
         if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
             self.error("assignment.notebooks", f"must be a list of file names, got {value!r}")
             return []
         for i, name in enumerate(value):
             if Path(name).name != name or not name.endswith(".ipynb"):
-                self.error(f"assignment.notebooks[{i}]", f"must be a .ipynb file name, got {name!r}")
+                self.error(
+                    f"assignment.notebooks[{i}]", f"must be a .ipynb file name, got {name!r}"
+                )
             elif not (folder / name).is_file():
                 self.error(f"assignment.notebooks[{i}]", f"{name!r} not found in {_show(folder)}/")
         if len(set(value)) != len(value):
@@ -500,7 +516,9 @@ class _Validator:
             path = f"{where}.{key}" if where else key
             other = [k for k, keys in _KIND_KEYS.items() if key in keys]
             if kind and other:
-                self.error(path, f"not a field of {kind!r} checks (it belongs to {other[0]!r} checks)")
+                self.error(
+                    path, f"not a field of {kind!r} checks (it belongs to {other[0]!r} checks)"
+                )
                 continue
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""

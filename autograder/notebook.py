@@ -6,7 +6,8 @@ kernel, nothing executed); the worker in the sandbox executes the returned sourc
 and calls the check's function.
 
 IPython-only lines (``%magic``, ``!shell``) are not Python: each becomes ``pass`` at its own
-indentation, so line numbers in tracebacks still match the cell. Lines that only *look* like
+indentation, so every other line keeps its place (a traceback's line N is the cell's line
+N - 1: each cell is preceded by one comment line naming it). Lines that only *look* like
 magics (inside a multi-line string, or continuing an expression in brackets or after a
 backslash) are left alone. A cell that starts with a cell magic other than the timing and
 capturing ones (``%%bash``, ``%%writefile``, ...) is not Python and is an error.
@@ -94,7 +95,11 @@ def graded_cells(notebook_path: str | Path) -> dict[str, GradedCell]:
     name = Path(notebook_path).name
     found: dict[str, GradedCell] = {}
     for index, cell in enumerate(read_cells(notebook_path)):
-        meta = cell.get("metadata", {}).get("nbgrader") if isinstance(cell.get("metadata"), dict) else None
+        meta = (
+            cell.get("metadata", {}).get("nbgrader")
+            if isinstance(cell.get("metadata"), dict)
+            else None
+        )
         if cell.get("cell_type") != "code" or not isinstance(meta, dict):
             continue
         grade_id = meta.get("grade_id")
@@ -139,7 +144,9 @@ def extract_graded_source(notebook_path: str | Path, grade_ids: Iterable[str]) -
     parts = []
     for cell in sorted((cells[g] for g in wanted), key=lambda c: c.index):
         code = strip_magics(cell.source, f"cell {cell.grade_id!r} of {path.name}")
-        parts.append(f"# ---- {path.name}, cell {cell.index + 1}: {cell.grade_id}\n{code.rstrip()}\n")
+        parts.append(
+            f"# ---- {path.name}, cell {cell.index + 1}: {cell.grade_id}\n{code.rstrip()}\n"
+        )
     return "\n\n".join(parts)
 
 

@@ -53,7 +53,8 @@ def run_op_check(
     rng: np.random.Generator,
     *,
     repeats: int = 1,
-    gradients: bool = True,
+    forward: bool = True,
+    vjp: bool = True,
     jvp: bool = False,
     second_order: bool = False,
 ) -> list[CaseOutcome]:
@@ -64,7 +65,7 @@ def run_op_check(
     plan: list[tuple[str, Case, int]] = []
     for index, case in enumerate(s.cases):
         for _ in range(repeats):
-            if gradients:
+            if forward or vjp:
                 plan.append(("op", case, index))
             if jvp and s.jvp:
                 plan.append(("jvp", case, index))
@@ -73,7 +74,10 @@ def run_op_check(
     for n, (kind, case, index) in enumerate(plan):
         label = case.label if kind == "op" else f"{kind}: {case.label}"
         try:
-            verdict = _JUDGES[kind](request, s, case, index, rng)
+            if kind == "op":
+                verdict = _judge_op(request, s, case, index, rng, vjp=vjp)
+            else:
+                verdict = _JUDGES[kind](request, s, case, index, rng)
         except RequestFailed as exc:
             outcomes.append(CaseOutcome(label, False, f"{s.name} ({label}): {exc}", exc.bug_class))
             if exc.fatal or exc.bug_class == "not_implemented":
@@ -108,7 +112,9 @@ def _take(arrays: list[np.ndarray], count: int) -> list[np.ndarray]:
     return taken
 
 
-def _judge_op(request: Request, s: OpSpec, case: Case, index: int, rng: np.random.Generator) -> Verdict:
+def _judge_op(
+    request: Request, s: OpSpec, case: Case, index: int, rng: np.random.Generator, vjp: bool = True
+) -> Verdict:
     xs = make_inputs(s, case, rng)
     f = _reference(s, case)
     expected = f(*xs)
@@ -133,11 +139,11 @@ def _judge_op(request: Request, s: OpSpec, case: Case, index: int, rng: np.rando
     grads2 = [(_take(arrays, 1)[0] if h else None) for h in has2]
     (out32,) = _take(arrays, 1)
 
-    for i, (x, g) in enumerate(zip(xs, grads)):
+    for i, (x, g) in enumerate(zip(xs, grads) if vjp else ()):
         verdict = _judge_gradient(f, xs, i, g, u, expected.shape, rng, s)
         if not verdict.ok:
             return verdict
-    for i, (g1, g2) in enumerate(zip(grads, grads2)):
+    for i, (g1, g2) in enumerate(zip(grads, grads2) if vjp else ()):
         if g1 is not None and (g2 is None or g2.shape != g1.shape or not np.allclose(g1, g2, rtol=1e-9, atol=1e-12)):
             return Verdict(False, f"input {i}: a second forward+backward on fresh tensors gave "
                            "a different gradient (state kept between calls?)", "not_deterministic")  # fmt: skip
@@ -211,4 +217,4 @@ def _judge_hvp(request: Request, s: OpSpec, case: Case, index: int, rng: np.rand
                              input_shape=xs[0].shape, output_shape=xs[0].shape, atol=1e-4, rtol=1e-3)  # fmt: skip
 
 
-_JUDGES = {"op": _judge_op, "jvp": _judge_jvp, "hvp": _judge_hvp}
+_JUDGES = {"jvp": _judge_jvp, "hvp": _judge_hvp}

@@ -101,7 +101,7 @@ def make_inputs(
 ) -> list[np.ndarray]:
     """Fresh random inputs for one case, in the op's domain."""
     return [
-        DOMAINS[d](rng, shape).astype(dtype) for d, shape in zip(spec_.domains, case.shapes)
+        np.array(DOMAINS[d](rng, shape), dtype=dtype) for d, shape in zip(spec_.domains, case.shapes)
     ]
 
 

@@ -26,7 +26,7 @@ def to_array(tg: ModuleType, value: Any, what: str) -> np.ndarray:
     array = value.numpy()
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{what}: Tensor.numpy() returned {type(array).__name__}, not an ndarray")
-    return np.ascontiguousarray(array)
+    return np.array(array, order="C", copy=True)  # (ascontiguousarray would make 0-d 1-d)
 
 
 def _grad_array(tg: ModuleType, t: Any, what: str) -> np.ndarray | None:
@@ -117,3 +117,7 @@ def hvp_probe(tg: ModuleType, header: dict[str, Any], arrays: Arrays) -> tuple[d
     first = g(xs[0])
     second = tg.grad(lambda z: (g(z) * v).sum())(xs[0])
     return {}, [to_array(tg, first, f"{s.name}: tg.grad"), to_array(tg, second, f"{s.name}: tg.grad of tg.grad")]
+
+
+# The other probe families register their handlers on import.
+from . import nbprobes  # noqa: E402, F401

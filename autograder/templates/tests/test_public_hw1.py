@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 import pytest
-
 import tapegrad as tg
 
 pytestmark = pytest.mark.hw1
@@ -38,19 +37,23 @@ def check(op, reference, *arrays, seed=0):
     inputs = [tg.Tensor(a, requires_grad=True) for a in arrays]
     out = op(*inputs)
     expected = reference(*arrays)
-    assert out.shape == np.shape(expected), f"forward shape {out.shape}, expected {np.shape(expected)}"
+    assert out.shape == np.shape(expected), (
+        f"forward shape {out.shape}, expected {np.shape(expected)}"
+    )
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-7, atol=1e-9, err_msg="forward")
     cotangent = np.random.default_rng(seed).standard_normal(out.shape)
     out.backward(cotangent)
-    for i, (t, a) in enumerate(zip(inputs, arrays)):
+    for i, (t, a) in enumerate(zip(inputs, arrays, strict=True)):
         assert t.grad is not None, f"input {i} received no gradient"
         assert t.grad.shape == a.shape, (
             f"input {i}: gradient of shape {t.grad.shape} for an input of shape {a.shape} "
             "(a broadcast not summed back?)"
         )
         want = finite_difference_vjp(reference, arrays, i, cotangent)
-        np.testing.assert_allclose(t.grad.numpy(), want, rtol=1e-5, atol=1e-6, err_msg=f"gradient of input {i}")
-    for a, t in zip(arrays, inputs):
+        np.testing.assert_allclose(
+            t.grad.numpy(), want, rtol=1e-5, atol=1e-6, err_msg=f"gradient of input {i}"
+        )
+    for a, t in zip(arrays, inputs, strict=True):
         np.testing.assert_array_equal(t.numpy(), a, err_msg="an input was modified")
 
 
@@ -73,7 +76,12 @@ AWAY_FROM_ZERO = rng.choice([-1.0, 1.0], (3, 4)) * rng.uniform(0.3, 2.0, (3, 4))
         ("div", lambda a, b: a / b, np.divide, (A, AWAY_FROM_ZERO)),
         ("pow", lambda a, b: a**b, np.power, (POSITIVE, B)),
         ("matmul", lambda a, b: a @ b, np.matmul, (A, rng.standard_normal((4, 5)))),
-        ("batched matmul", lambda a, b: a @ b, np.matmul, (rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 2)))),
+        (
+            "batched matmul",
+            lambda a, b: a @ b,
+            np.matmul,
+            (rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 2))),
+        ),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
@@ -82,8 +90,11 @@ def test_binary_ops(name, op, reference, arrays):
 
 
 def test_python_scalars_on_either_side():
-    check(lambda a: 2.0 * a - 1.5 / a + a / 4.0 - (3.0 - a) + 2.0**a,
-          lambda a: 2.0 * a - 1.5 / a + a / 4.0 - (3.0 - a) + 2.0**a, AWAY_FROM_ZERO)
+    check(
+        lambda a: 2.0 * a - 1.5 / a + a / 4.0 - (3.0 - a) + 2.0**a,
+        lambda a: 2.0 * a - 1.5 / a + a / 4.0 - (3.0 - a) + 2.0**a,
+        AWAY_FROM_ZERO,
+    )
 
 
 @pytest.mark.parametrize(
@@ -106,8 +117,11 @@ def test_elementwise(name, op, reference, x):
     check(op, reference, x)
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"axis": 0}, {"axis": -1, "keepdims": True}, {"axis": (0, 1)}],
-                         ids=["all", "axis0", "keepdims", "tuple"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"axis": 0}, {"axis": -1, "keepdims": True}, {"axis": (0, 1)}],
+    ids=["all", "axis0", "keepdims", "tuple"],
+)
 def test_sum_and_mean(kwargs):
     check(lambda x: x.sum(**kwargs), lambda x: np.sum(x, **kwargs), A)
     check(lambda x: x.mean(**kwargs), lambda x: np.mean(x, **kwargs), A)
@@ -121,12 +135,21 @@ def test_max_sends_the_gradient_to_the_argmax():
 def test_softmax_family():
     logits = 3.0 * rng.standard_normal((4, 5))
     shifted = lambda x: x - np.max(x, axis=1, keepdims=True)  # noqa: E731
-    check(lambda x: tg.logsumexp(x, axis=1),
-          lambda x: np.log(np.sum(np.exp(shifted(x)), axis=1)) + np.max(x, axis=1), logits)
-    check(lambda x: tg.softmax(x, axis=1),
-          lambda x: np.exp(shifted(x)) / np.sum(np.exp(shifted(x)), axis=1, keepdims=True), logits)
-    check(lambda x: tg.log_softmax(x, axis=1),
-          lambda x: shifted(x) - np.log(np.sum(np.exp(shifted(x)), axis=1, keepdims=True)), logits)
+    check(
+        lambda x: tg.logsumexp(x, axis=1),
+        lambda x: np.log(np.sum(np.exp(shifted(x)), axis=1)) + np.max(x, axis=1),
+        logits,
+    )
+    check(
+        lambda x: tg.softmax(x, axis=1),
+        lambda x: np.exp(shifted(x)) / np.sum(np.exp(shifted(x)), axis=1, keepdims=True),
+        logits,
+    )
+    check(
+        lambda x: tg.log_softmax(x, axis=1),
+        lambda x: shifted(x) - np.log(np.sum(np.exp(shifted(x)), axis=1, keepdims=True)),
+        logits,
+    )
 
 
 def test_softmax_is_stable_at_extreme_logits():
@@ -141,7 +164,11 @@ def test_softmax_is_stable_at_extreme_logits():
 def test_shapes():
     check(lambda x: x.reshape(2, -1), lambda x: x.reshape(2, -1), A)
     check(lambda x: x.T, lambda x: x.T, A)
-    check(lambda x: x.transpose(2, 0, 1), lambda x: np.transpose(x, (2, 0, 1)), rng.standard_normal((2, 3, 4)))
+    check(
+        lambda x: x.transpose(2, 0, 1),
+        lambda x: np.transpose(x, (2, 0, 1)),
+        rng.standard_normal((2, 3, 4)),
+    )
     check(lambda x: x.broadcast_to((2, 3, 4)), lambda x: np.broadcast_to(x, (2, 3, 4)), ROW)
     check(lambda a, b: tg.concatenate([a, b], 0), lambda a, b: np.concatenate([a, b], 0), A, B)
     check(lambda a, b: tg.stack([a, b], 1), lambda a, b: np.stack([a, b], 1), A, B)

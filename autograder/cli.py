@@ -1,0 +1,68 @@
+"""The ``grade`` command.
+
+    grade SUBMISSION --assignment ID [--out DIR] [--public] [--sandbox bwrap|docker|none]
+                     [--device cpu|cuda] [--fail-under SCORE]
+
+Exit status: 0 when grading completed, whatever the score; 1 when ``--fail-under`` was given
+and the score is below it; 2 when the grader itself could not run (unknown assignment, bad
+config, missing submission path, unavailable sandbox).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import KitError
+from .pipeline import GradeOptions, grade_submission
+from .reports import render_terminal, write_reports
+from .sandbox import LEVELS
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="grade",
+        description="Grade a tapegrad submission (a directory, a .zip or a notebook).",
+    )
+    p.add_argument("submission", type=Path, help="the submission: a directory, .zip or .ipynb")
+    p.add_argument("--assignment", "-a", required=True, help="assignment id, e.g. hw1")
+    p.add_argument("--out", type=Path, help="write results.json, report.md, report.html, junit.xml here")
+    p.add_argument("--public", action="store_true",
+                   help="only the public checks, with the published seed (what students can run)")
+    p.add_argument("--sandbox", choices=sorted(set(LEVELS) | {"bwrap", "docker", "none"}),
+                   help="isolation level (default: the strongest available)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--fail-under", type=float, metavar="SCORE",
+                   help="exit 1 when the total score (points) is below SCORE (for CI)")
+    p.add_argument("--root", type=Path, help="the kit checkout holding assignments/ (default: this one)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not args.submission.exists():
+        print(f"grade: submission {args.submission} does not exist", file=sys.stderr)
+        return 2
+    options = GradeOptions(public=args.public, sandbox=args.sandbox, device=args.device, root=args.root)
+    try:
+        result = grade_submission(args.submission, args.assignment, options)
+    except (KitError, ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"grade: {exc}", file=sys.stderr)
+        return 2
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    print(render_terminal(result, color))
+    if args.out:
+        paths = write_reports(result, args.out)
+        print("reports: " + ", ".join(str(p) for p in paths.values()))
+    if args.fail_under is not None and result.score < args.fail_under:
+        print(f"score {result.score:g} is below --fail-under {args.fail_under:g}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,463 @@
+"""``kit release ID --out DIR``: the student release of an assignment, or a refusal.
+
+The release is laid out as the student's repository root::
+
+    tapegrad/                  the starter: solution/tapegrad/ with EVERY solution block
+                               (hw1, hw2 and hw3) replaced by raise NotImplementedError
+    hw1.ipynb ...              the student notebooks, made by `nbgrader generate_assignment`
+    tests/                     public tests of this and the earlier assignments + conftest.py
+    data/                      the bundled MNIST sample (tg.data.load_mnist's default)
+    README.md  pyproject.toml  .gitignore  .github/workflows/grade.yml  .gitlab-ci.yml
+
+Every release holds the whole starter, whatever the assignment: students keep one repository
+for the course and fill it in homework by homework, so the hw2 release must not contain the
+hw1 solutions (they keep their own), and the stubs of later homeworks tell them where the
+course is going. The files in ``autograder/templates/`` are copied with ``@@ID@@``-style
+placeholders filled in.
+
+Before anything is written, every released file is scanned for leaks, and the release is
+refused (nothing written) if it contains
+
+* a marker: ``BEGIN SOLUTION``, ``END SOLUTION``, ``BEGIN HIDDEN TESTS``, ``END HIDDEN TESTS``;
+* a line (stripped, longer than :data:`MIN_LEAK_CHARS`) that appears inside a solution block
+  of ``solution/``, or inside a source notebook's solution region or hidden tests, and
+  nowhere outside them (in the package or the notebooks);
+* the id of a hidden check of any assignment (as a whole word: ``ops.diamond``).
+
+The release is built in a temporary directory beside ``DIR`` and moved into place only when it
+is complete and clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder import KitError
+from autograder.config import Assignment, assignment_ids, load_assignment
+from autograder.notebook import graded_cells, read_cells
+from autograder.starter import (
+    PACKAGE,
+    SKIPPED_DIRS,
+    SKIPPED_SUFFIXES,
+    generate_starter,
+    strip_solutions,
+)
+
+__all__ = [
+    "Leak",
+    "LeakPatterns",
+    "ReleaseError",
+    "build_release",
+    "find_leaks",
+    "generate_notebooks",
+    "leak_patterns",
+    "write_atomically",
+]
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MIN_LEAK_CHARS = 20  # shorter lines ("return out", "else:") are too common to call leaks
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+# template path -> path in the release (those not listed keep their relative path)
+RENAMED = {
+    "gitignore": ".gitignore",
+    "gitlab-ci.yml": ".gitlab-ci.yml",
+    "github/workflows/grade.yml": ".github/workflows/grade.yml",
+}
+_PLACEHOLDER = re.compile(r"@@[A-Z_]+@@")
+_NB_REGION = re.compile(r"###\s*(BEGIN|END)\s+(SOLUTION|HIDDEN TESTS)\b")
+
+
+class ReleaseError(KitError):
+    """The release cannot be built, or would leak solutions or hidden checks."""
+
+
+# --------------------------------------------------------------------------- writing safely
+
+
+def write_atomically(out: Path, build: Callable[[Path], None], root: Path, force: bool) -> None:
+    """Run ``build(staging_dir)`` and move the result to ``out``; on any error write nothing.
+
+    ``out`` must not exist, be empty, or (with ``force``) be replaced whole. Refuses to write
+    at or around the repository's own sources.
+    """
+    out = Path(out).resolve()
+    root = Path(root).resolve()
+    sources = [
+        root / name
+        for name in ("solution", "starter", "assignments", "autograder", "tests", "data")
+    ]
+    for path in [root, *sources]:
+        replaces = out == path or out in path.parents  # out is the sources or holds them
+        inside = path != root and path in out.parents  # out is somewhere in the sources
+        if replaces or inside:
+            raise ReleaseError(f"refusing to write to {out}: it would overwrite {path}")
+    if out.exists() and not out.is_dir():
+        raise ReleaseError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ReleaseError(f"--out {out} exists and is not empty; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would make the release private
+    try:
+        build(staging)
+        if out.exists():
+            old = staging.with_name(staging.name.replace("building", "old"))
+            out.rename(old)
+            staging.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    """Copy a directory without caches and compiled files."""
+    shutil.copytree(
+        src, dst, ignore=shutil.ignore_patterns(*SKIPPED_DIRS, *(f"*{s}" for s in SKIPPED_SUFFIXES))
+    )
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+def generate_notebooks(assignment: Assignment, dest: Path) -> list[Path]:
+    """Student versions of the assignment's notebooks, by ``nbgrader generate_assignment`` run
+    in a temporary course directory (only the notebooks are copied into it, so nothing else
+    from ``assignments/<id>/``, assignment.toml included, can reach the release)."""
+    if not assignment.notebooks:
+        return []
+    with tempfile.TemporaryDirectory(prefix="nbgrader-course-") as tmp:
+        course = Path(tmp)
+        source = course / "source" / assignment.id
+        source.mkdir(parents=True)
+        for name in assignment.notebooks:
+            shutil.copy2(assignment.directory / name, source / name)
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(course / ".jupyter"))  # no personal config
+        command = [
+            sys.executable, "-m", "nbgrader", "generate_assignment", assignment.id,
+            "--force", "--no-db", f"--CourseDirectory.root={course}", "--log-level=WARN",
+        ]  # fmt: skip
+        try:
+            result = subprocess.run(
+                command, cwd=course, env=env, capture_output=True, text=True, timeout=300
+            )
+        except subprocess.TimeoutExpired:
+            raise ReleaseError("nbgrader generate_assignment did not finish in 300 s") from None
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()[-15:]
+            hint = (
+                " (install the dev extra: pip install -e '.[dev]')"
+                if "No module named nbgrader" in result.stderr
+                else ""
+            )
+            raise ReleaseError(
+                f"nbgrader generate_assignment {assignment.id} failed{hint}:\n  "
+                + "\n  ".join(detail)
+            )
+        written = []
+        for name in assignment.notebooks:
+            produced = course / "release" / assignment.id / name
+            if not produced.is_file():
+                raise ReleaseError(f"nbgrader did not produce release/{assignment.id}/{name}")
+            _check_graded_cells_kept(assignment.directory / name, produced)
+            shutil.copy2(produced, dest / name)
+            written.append(dest / name)
+    return written
+
+
+def _check_graded_cells_kept(source: Path, released: Path) -> None:
+    missing = set(graded_cells(source)) - set(graded_cells(released))
+    if missing:
+        raise ReleaseError(f"{released.name}: nbgrader dropped the graded cells {sorted(missing)}")
+
+
+# --------------------------------------------------------------------------- leak scanning
+
+
+@dataclass
+class LeakPatterns:
+    """What must not appear in a release. ``lines`` maps a stripped line to where it comes from."""
+
+    lines: dict[str, str] = field(default_factory=dict)
+    hidden_ids: dict[str, str] = field(default_factory=dict)  # check id -> "hw1 (hidden)"
+    markers: tuple[str, ...] = MARKERS
+
+    def id_pattern(self) -> re.Pattern[str] | None:
+        if not self.hidden_ids:
+            return None
+        ids = "|".join(re.escape(i) for i in sorted(self.hidden_ids, key=len, reverse=True))
+        return re.compile(rf"(?<![\w.])({ids})(?!\w)")
+
+
+@dataclass(frozen=True)
+class Leak:
+    path: str  # relative to the release root, with "cell N" for notebooks
+    line: int
+    what: str
+    text: str
+
+    def __str__(self) -> str:
+        text = self.text if len(self.text) <= 100 else self.text[:97] + "..."
+        return f"{self.path}:{self.line}: {self.what}: {text!r}"
+
+
+def leak_patterns(root: Path, assignment: Assignment) -> LeakPatterns:
+    """Collect the secret lines of ``solution/`` and of the assignment's source notebooks, and
+    the ids of the hidden checks of every assignment.
+
+    A line is secret when it appears inside a solution block (or a notebook's solution region
+    or hidden tests) and nowhere outside one, in any of those sources: a line that the starter
+    or a released notebook legitimately contains elsewhere is no leak.
+    """
+    patterns = LeakPatterns()
+    inside: dict[str, str] = {}
+    outside: set[str] = set()
+    _solution_package_lines(root / "solution" / PACKAGE, root, inside, outside)
+    for name in assignment.notebooks:
+        _notebook_region_lines(assignment.directory / name, root, inside, outside)
+    patterns.lines = {text: where for text, where in inside.items() if text not in outside}
+    public: set[str] = set()
+    for other in assignment_ids(root):
+        config = assignment if other == assignment.id else load_assignment(other, root)
+        for check in config.checks:
+            if check.hidden:
+                patterns.hidden_ids[check.id] = f"a hidden check of {config.id}"
+            else:
+                public.add(check.id)
+    for check_id in public:  # an id that is public somewhere is no secret
+        patterns.hidden_ids.pop(check_id, None)
+    return patterns
+
+
+def _solution_package_lines(
+    package: Path, root: Path, inside: dict[str, str], outside: set[str]
+) -> None:
+    """Sort the lines of the package's Python files into inside and outside solution blocks."""
+    for path in sorted(package.rglob("*.py")):
+        if any(part in SKIPPED_DIRS for part in path.parts):
+            continue
+        source = path.read_text(encoding="utf-8")
+        rel = path.relative_to(root).as_posix()
+        kept = {
+            line.strip()
+            for line in strip_solutions(source, module=PACKAGE, filename=rel).splitlines()
+        }
+        outside |= kept
+        for lineno, line in enumerate(source.splitlines(), 1):
+            text = line.strip()
+            if len(text) > MIN_LEAK_CHARS and text not in kept:
+                inside.setdefault(text, f"{rel}:{lineno}")
+
+
+def _notebook_region_lines(
+    path: Path, root: Path, inside: dict[str, str], outside: set[str]
+) -> None:
+    """Sort a source notebook's lines into inside and outside its solution and hidden-test
+    regions."""
+    rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    for index, cell in enumerate(read_cells(path)):
+        source = cell.get("source", "")
+        lines = ("".join(source) if isinstance(source, list) else str(source)).splitlines()
+        region: str | None = None
+        for lineno, line in enumerate(lines, 1):
+            text = line.strip()
+            marker = _NB_REGION.search(text)
+            if marker:
+                region = marker.group(2).lower() if marker.group(1) == "BEGIN" else None
+                continue
+            if region is None:
+                outside.add(text)
+            elif len(text) > MIN_LEAK_CHARS:
+                inside.setdefault(text, f"{rel} cell {index + 1} line {lineno} ({region})")
+
+
+def find_leaks(release: Path, patterns: LeakPatterns) -> list[Leak]:
+    """Every leak in the files under ``release`` (binary files are skipped)."""
+    leaks: list[Leak] = []
+    id_pattern = patterns.id_pattern()
+    for path in sorted(p for p in release.rglob("*") if p.is_file()):
+        rel = path.relative_to(release).as_posix()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # compressed data (the MNIST sample): no text to leak
+        for where, lineno, line in _text_lines(rel, text):
+            for marker in patterns.markers:
+                if marker in line:
+                    leaks.append(Leak(where, lineno, f"the marker {marker!r}", line.strip()))
+            origin = patterns.lines.get(line.strip())
+            if origin is not None:
+                leaks.append(Leak(where, lineno, f"solution text from {origin}", line.strip()))
+            if id_pattern is not None:
+                for match in id_pattern.finditer(line):
+                    what = f"the id of {patterns.hidden_ids[match.group(1)]} ({match.group(1)})"
+                    leaks.append(Leak(where, lineno, what, line.strip()))
+    return leaks
+
+
+def _text_lines(rel: str, text: str) -> Iterator[tuple[str, int, str]]:
+    """(where, line number, line) of a file; a notebook's cells and outputs are decoded too."""
+    for lineno, line in enumerate(text.splitlines(), 1):
+        yield rel, lineno, line
+    if not rel.endswith(".ipynb"):
+        return
+    try:
+        cells = json.loads(text).get("cells", [])
+    except (json.JSONDecodeError, AttributeError):
+        return
+    for index, cell in enumerate(cells):
+        pieces = [cell.get("source", "")]
+        for output in cell.get("outputs", []) if isinstance(cell, dict) else []:
+            pieces.append(output.get("text", ""))
+            pieces.extend((output.get("data") or {}).values())
+        for piece in pieces:
+            joined = "".join(piece) if isinstance(piece, list) else str(piece)
+            for lineno, line in enumerate(joined.splitlines(), 1):
+                yield f"{rel} cell {index + 1}", lineno, line
+
+
+# --------------------------------------------------------------------------- the release
+
+
+def render_template(text: str, values: dict[str, str], name: str) -> str:
+    for key, value in values.items():
+        text = text.replace(f"@@{key}@@", value)
+    left = _PLACEHOLDER.search(text)
+    if left:
+        raise ReleaseError(f"autograder/templates/{name}: unknown placeholder {left.group(0)}")
+    return text
+
+
+def template_values(assignment: Assignment) -> dict[str, str]:
+    public_points = sum(c.points for c in assignment.public_checks)
+    return {
+        "ID": assignment.id,
+        "TITLE": f"{assignment.id}: {assignment.title}",
+        "NOTEBOOK_ROWS": ", ".join(f"`{n}`" for n in assignment.notebooks) or "(no notebook)",
+        "FAIL_UNDER": f"{public_points:g}",
+    }
+
+
+def public_test_files(assignment: Assignment, root: Path, templates: Path) -> list[str]:
+    """``tests/test_public_<id>.py`` of this assignment and the ones before it."""
+    ids = assignment_ids(root)
+    upto = ids[: ids.index(assignment.id) + 1] if assignment.id in ids else [assignment.id]
+    return [
+        f"tests/test_public_{i}.py"
+        for i in upto
+        if (templates / "tests" / f"test_public_{i}.py").is_file()
+    ]
+
+
+def render_release(
+    assignment: Assignment, root: Path, dest: Path, templates: Path = TEMPLATES
+) -> list[str]:
+    """Write the release into the empty directory ``dest``; return its files, relative."""
+    generate_starter(root / "solution" / PACKAGE, dest / PACKAGE, assignments=None)
+    generate_notebooks(assignment, dest)
+    values = template_values(assignment)
+    chosen = {
+        p.relative_to(templates).as_posix()
+        for p in templates.rglob("*")
+        if p.is_file() and not p.relative_to(templates).as_posix().startswith("tests/")
+        and not any(part in SKIPPED_DIRS for part in p.parts)
+    }  # fmt: skip
+    chosen |= {"tests/conftest.py", *public_test_files(assignment, root, templates)}
+    for rel in sorted(chosen):
+        target = dest / RENAMED.get(rel, rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(
+            render_template((templates / rel).read_text(encoding="utf-8"), values, rel),
+            encoding="utf-8",
+        )
+    data = root / "data"
+    if (data / "mnist-sample").is_dir():
+        copy_tree(data / "mnist-sample", dest / "data" / "mnist-sample")
+        if (data / "README.md").is_file():
+            shutil.copy2(data / "README.md", dest / "data" / "README.md")
+    return sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+
+
+def build_release(
+    assignment_id: str, root: Path, out: Path, force: bool = False, templates: Path = TEMPLATES
+) -> list[str]:
+    """Build, scan and write the release of ``assignment_id`` to ``out``; return its files.
+
+    Raises :class:`ReleaseError` (and writes nothing) when a leak is found.
+    """
+    assignment = load_assignment(assignment_id, root)
+    patterns = leak_patterns(root, assignment)
+    files: list[str] = []
+
+    def build(staging: Path) -> None:
+        files.extend(render_release(assignment, root, staging, templates))
+        leaks = find_leaks(staging, patterns)
+        if leaks:
+            shown = "\n  ".join(str(leak) for leak in leaks[:30])
+            more = f"\n  ... and {len(leaks) - 30} more" if len(leaks) > 30 else ""
+            raise ReleaseError(
+                f"refusing to release {assignment.id}: {len(leaks)} leak(s) of solution text or "
+                f"hidden checks; nothing was written to {out}\n  {shown}{more}"
+            )
+
+    write_atomically(out, build, root, force)
+    return files
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def register(
+    subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]
+) -> None:
+    """Add the ``release`` subcommand to the ``kit`` command line."""
+    parser = subparsers.add_parser(
+        "release",
+        parents=parents,
+        help="write the student release of an assignment (refuses if anything would leak)",
+        description=(
+            "Write the student release of an assignment, laid out as the student's repository "
+            "root: the starter package, the nbgrader student notebooks, public tests, README, "
+            "pyproject.toml and CI workflows. Refuses, writing nothing, if any solution text or "
+            "hidden check would leak."
+        ),
+    )
+    parser.add_argument("assignment", metavar="ID", help="assignment id, e.g. hw1")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output directory (default: out/release-ID)"
+    )
+    parser.add_argument("--force", action="store_true", help="replace --out if it is not empty")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, root: Path) -> int:
+    """Run ``kit release ID [--out DIR] [--force]``."""
+    out = args.out if args.out is not None else root / "out" / f"release-{args.assignment}"
+    files = build_release(args.assignment, root, out, force=args.force)
+    print(f"release {args.assignment}: {len(files)} files in {out} (leak scan clean)")
+    for group in _summary(files):
+        print(f"  {group}")
+    return 0
+
+
+def _summary(files: list[str]) -> Iterator[str]:
+    groups: dict[str, int] = {}
+    for f in files:
+        head = f.split("/", 1)[0] + ("/" if "/" in f else "")
+        groups[head] = groups.get(head, 0) + 1
+    for head, count in groups.items():
+        yield head if not head.endswith("/") else f"{head} ({count} file{'s' if count > 1 else ''})"
