@@ -209,10 +209,11 @@ def _judge_hvp(request: Request, s: OpSpec, case: Case, index: int, rng: np.rand
     if not verdict.ok:
         return verdict
 
-    def grad_along_v(x0: np.ndarray) -> np.ndarray:
-        return np.asarray(np.sum(gradient_of_projection(f, [x0, *xs[1:]], 0, u) * v))
+    def gradient(x0: np.ndarray) -> np.ndarray:
+        return gradient_of_projection(f, [x0, *xs[1:]], 0, u)
 
-    expected2 = gradient_of_projection(grad_along_v, [xs[0]], 0, np.ones(()), eps=SECOND_ORDER_EPS)
+    # H v, the Hessian of <u, f> times v, is the derivative of the gradient along v
+    expected2 = directional_derivative(gradient, [xs[0]], 0, v, eps=SECOND_ORDER_EPS)
     return classify_gradient("grad of grad (second derivative)", second, expected2,
                              input_shape=xs[0].shape, output_shape=xs[0].shape, atol=1e-4, rtol=1e-3)  # fmt: skip
 

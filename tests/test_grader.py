@@ -1,0 +1,118 @@
+"""The grader end to end: the reference gets full marks (over 200 seeds of every op check),
+the unmodified starter gets zero with "not implemented" feedback, hidden seeds are
+reproducible per submission and secret, and --public runs only the public checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from autograder import probes  # noqa: F401  (registers the worker's handlers)
+from autograder.config import load_assignment
+from autograder.opcheck import RequestFailed, run_op_check
+from autograder.pipeline import GradeOptions, grade_submission, kit_root
+from autograder.reference import build_reference
+from autograder.release import build_release
+from autograder.reports import write_reports
+from autograder.seeds import hidden_seeds, public_seeds
+from autograder.worker import HANDLERS
+
+SEEDS = 200
+HW1 = load_assignment("hw1")
+SECRET = b"grader-test-secret"
+
+
+def in_process(header: dict[str, Any], arrays: list[np.ndarray]) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """The worker's handlers called directly on the reference (same probes, no transport)."""
+    try:
+        return HANDLERS[header["type"]](tg, header, [a.copy() for a in arrays])
+    except NotImplementedError as exc:
+        raise RequestFailed(f"not implemented: {exc}", "not_implemented") from None
+    except Exception as exc:
+        raise RequestFailed(f"{type(exc).__name__}: {exc}", "crash") from None
+
+
+@pytest.mark.hw1
+@pytest.mark.parametrize("check", [c for c in HW1.checks if c.kind == "op"], ids=lambda c: c.id)
+def test_reference_passes_every_op_check_over_200_seeds(check: Any) -> None:
+    failures = []
+    for seed in range(SEEDS):
+        rng = np.random.default_rng([seed, 7])
+        for op in check.ops:
+            for outcome in run_op_check(in_process, op, rng, repeats=check.cases, forward=check.forward,
+                                        vjp=check.vjp, jvp=check.jvp, second_order=check.second_order):  # fmt: skip
+                if not outcome.passed:
+                    failures.append(f"seed {seed}: {outcome.message}")
+    assert not failures, f"{len(failures)} false failures, e.g.\n" + "\n".join(failures[:5])
+
+
+@pytest.fixture(scope="module")
+def reference_hw1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ref") / "hw1"
+    build_reference("hw1", kit_root(), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def release_hw1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("rel") / "hw1"
+    build_release("hw1", kit_root(), out)
+    return out
+
+
+def test_reference_submission_gets_full_marks_end_to_end(reference_hw1: Path, tmp_path: Path) -> None:
+    result = grade_submission(reference_hw1, "hw1", GradeOptions(sandbox="none", secret=SECRET))
+    assert result.error is None
+    lost = [(c.id, c.output) for c in result.checks if c.score < c.max_score]
+    assert not lost, lost
+    assert result.score == pytest.approx(HW1.total_points)
+    assert result.submission_hash and result.suite_hash and result.seed_derivation.startswith("hmac-sha256:")
+    assert result.versions["numpy"] and result.sandbox == "none"
+    assert all(c.wall_time >= 0 for c in result.checks)
+    paths = write_reports(result, tmp_path)
+    data = json.loads(paths["gradescope"].read_text())
+    assert data["score"] == pytest.approx(HW1.total_points)
+    assert len(data["tests"]) == len(HW1.checks)
+
+
+def test_starter_release_gets_zero_and_says_not_implemented(release_hw1: Path) -> None:
+    result = grade_submission(release_hw1, "hw1", GradeOptions(sandbox="none", secret=SECRET))
+    assert result.error is None  # the starter imports: its stubs raise when called
+    assert result.score == 0
+    for check in result.checks:
+        assert check.score == 0, check.id
+        assert check.cases and all(not c.passed for c in check.cases), check.id
+        assert "not implemented" in check.output.lower(), (check.id, check.output)
+        assert "not_implemented" in check.bug_classes, check.id
+
+
+def test_hidden_seeds_depend_on_secret_and_submission_and_reproduce() -> None:
+    a, b = hidden_seeds(b"one"), hidden_seeds(b"two")
+    assert a.seed("hw1", "ops.mul", "h1") == a.seed("hw1", "ops.mul", "h1")
+    assert a.seed("hw1", "ops.mul", "h1") != a.seed("hw1", "ops.mul", "h2")
+    assert a.seed("hw1", "ops.mul", "h1") != a.seed("hw1", "ops.add", "h1")
+    assert a.seed("hw1", "ops.mul", "h1") != b.seed("hw1", "ops.mul", "h1")
+    assert a.description != b.description and "one" not in a.description
+    p = public_seeds(HW1.public_seed)
+    assert p.seed("hw1", "ops.mul", "h1") == p.seed("hw1", "ops.mul", "h2")  # public: same for all
+
+
+def test_regrade_reproduces_exactly_and_public_runs_public_checks(reference_hw1: Path) -> None:
+    a = HW1
+    subset = tuple(c for c in a.checks if c.id in ("ops.mul", "ops.softmax", "autodiff.second_order"))
+    import dataclasses
+
+    small = dataclasses.replace(a, checks=subset)
+    r1 = grade_submission(reference_hw1, small, GradeOptions(sandbox="none", secret=SECRET))
+    r2 = grade_submission(reference_hw1, small, GradeOptions(sandbox="none", secret=SECRET))
+    assert [c.to_dict()["cases"] for c in r1.checks] == [c.to_dict()["cases"] for c in r2.checks]
+    assert r1.seed_derivation == r2.seed_derivation
+    public = grade_submission(reference_hw1, "hw1", GradeOptions(sandbox="none", public=True))
+    assert {c.id for c in public.checks} == {c.id for c in a.public_checks}
+    assert public.seed_derivation == f"public:{a.public_seed}"
+    assert all(c.visibility == "visible" for c in public.checks)
