@@ -229,7 +229,12 @@ def leak_patterns(root: Path, assignment: Assignment) -> LeakPatterns:
     _solution_package_lines(root / "solution" / PACKAGE, root, inside, outside)
     for name in assignment.notebooks:
         _notebook_region_lines(assignment.directory / name, root, inside, outside)
-    patterns.lines = {text: where for text, where in inside.items() if text not in outside}
+    published = "\n".join(outside)  # a secret inside a published line is no secret
+    patterns.lines = {
+        text: where
+        for text, where in inside.items()
+        if text not in outside and text not in published
+    }
     public: set[str] = set()
     for other in assignment_ids(root):
         config = assignment if other == assignment.id else load_assignment(other, root)
@@ -286,8 +291,13 @@ def _notebook_region_lines(
 
 
 def find_leaks(release: Path, patterns: LeakPatterns) -> list[Leak]:
-    """Every leak in the files under ``release`` (binary files are skipped)."""
-    leaks: list[Leak] = []
+    """Every leak in the files under ``release`` (binary files are skipped).
+
+    Secret lines are searched as substrings (so a solution line pasted into a comment or a
+    markdown cell is found too); a notebook is searched cell by cell, in its decoded sources
+    and outputs, and then as raw JSON for anything the cells do not show.
+    """
+    leaks: dict[tuple[str, str, str], Leak] = {}
     id_pattern = patterns.id_pattern()
     for path in sorted(p for p in release.rglob("*") if p.is_file()):
         rel = path.relative_to(release).as_posix()
@@ -295,24 +305,40 @@ def find_leaks(release: Path, patterns: LeakPatterns) -> list[Leak]:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue  # compressed data (the MNIST sample): no text to leak
-        for where, lineno, line in _text_lines(rel, text):
-            for marker in patterns.markers:
-                if marker in line:
-                    leaks.append(Leak(where, lineno, f"the marker {marker!r}", line.strip()))
-            origin = patterns.lines.get(line.strip())
-            if origin is not None:
-                leaks.append(Leak(where, lineno, f"solution text from {origin}", line.strip()))
-            if id_pattern is not None:
-                for match in id_pattern.finditer(line):
-                    what = f"the id of {patterns.hidden_ids[match.group(1)]} ({match.group(1)})"
-                    leaks.append(Leak(where, lineno, what, line.strip()))
-    return leaks
+        for where, view in [*_notebook_views(rel, text), (rel, text)]:
+            for leak in _leaks_in(where, view, patterns, id_pattern):
+                leaks.setdefault((rel, leak.what, leak.text), leak)
+    return list(leaks.values())
 
 
-def _text_lines(rel: str, text: str) -> Iterator[tuple[str, int, str]]:
-    """(where, line number, line) of a file; a notebook's cells and outputs are decoded too."""
-    for lineno, line in enumerate(text.splitlines(), 1):
-        yield rel, lineno, line
+def _leaks_in(
+    where: str, text: str, patterns: LeakPatterns, id_pattern: re.Pattern[str] | None
+) -> Iterator[Leak]:
+    def line_at(index: int) -> int:
+        return text.count("\n", 0, index) + 1
+
+    for marker in patterns.markers:
+        index = text.find(marker)
+        if index >= 0:
+            yield Leak(where, line_at(index), f"the marker {marker!r}", _line(text, index))
+    for secret, origin in patterns.lines.items():
+        index = text.find(secret)
+        if index >= 0:
+            yield Leak(where, line_at(index), f"solution text from {origin}", secret)
+    if id_pattern is not None:
+        for match in id_pattern.finditer(text):
+            what = f"the id of {patterns.hidden_ids[match.group(1)]} ({match.group(1)})"
+            yield Leak(where, line_at(match.start()), what, _line(text, match.start()))
+
+
+def _line(text: str, index: int) -> str:
+    start = text.rfind("\n", 0, index) + 1
+    end = text.find("\n", index)
+    return text[start : end if end >= 0 else len(text)].strip()
+
+
+def _notebook_views(rel: str, text: str) -> Iterator[tuple[str, str]]:
+    """("hw1.ipynb cell 3", decoded text) for each cell's source and outputs."""
     if not rel.endswith(".ipynb"):
         return
     try:
@@ -320,14 +346,14 @@ def _text_lines(rel: str, text: str) -> Iterator[tuple[str, int, str]]:
     except (json.JSONDecodeError, AttributeError):
         return
     for index, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            continue
         pieces = [cell.get("source", "")]
-        for output in cell.get("outputs", []) if isinstance(cell, dict) else []:
+        for output in cell.get("outputs", []):
             pieces.append(output.get("text", ""))
             pieces.extend((output.get("data") or {}).values())
-        for piece in pieces:
-            joined = "".join(piece) if isinstance(piece, list) else str(piece)
-            for lineno, line in enumerate(joined.splitlines(), 1):
-                yield f"{rel} cell {index + 1}", lineno, line
+        joined = "\n".join("".join(p) if isinstance(p, list) else str(p) for p in pieces)
+        yield f"{rel} cell {index + 1}", joined
 
 
 # --------------------------------------------------------------------------- the release
