@@ -30,15 +30,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("submission", type=Path, help="the submission: a directory, .zip or .ipynb")
     p.add_argument("--assignment", "-a", required=True, help="assignment id, e.g. hw1")
-    p.add_argument("--out", type=Path, help="write results.json, report.md, report.html, junit.xml here")
-    p.add_argument("--public", action="store_true",
-                   help="only the public checks, with the published seed (what students can run)")
-    p.add_argument("--sandbox", choices=sorted(set(LEVELS) | {"bwrap", "docker", "none"}),
-                   help="isolation level (default: the strongest available)")
+    p.add_argument(
+        "--out", type=Path, help="write results.json, report.md, report.html, junit.xml here"
+    )
+    p.add_argument(
+        "--public",
+        action="store_true",
+        help="only the public checks, with the published seed (what students can run)",
+    )
+    p.add_argument(
+        "--sandbox",
+        choices=sorted(set(LEVELS) | {"bwrap", "docker", "none"}),
+        help="isolation level (default: the strongest available)",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--fail-under", type=float, metavar="SCORE",
-                   help="exit 1 when the total score (points) is below SCORE (for CI)")
-    p.add_argument("--root", type=Path, help="the kit checkout holding assignments/ (default: this one)")
+    p.add_argument(
+        "--fail-under",
+        type=float,
+        metavar="SCORE",
+        help="exit 1 when the total score (points) is below SCORE (for CI)",
+    )
+    p.add_argument(
+        "--root", type=Path, help="the kit checkout holding assignments/ (default: this one)"
+    )
     return p
 
 
@@ -47,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.submission.exists():
         print(f"grade: submission {args.submission} does not exist", file=sys.stderr)
         return 2
-    options = GradeOptions(public=args.public, sandbox=args.sandbox, device=args.device, root=args.root)
+    options = GradeOptions(
+        public=args.public, sandbox=args.sandbox, device=args.device, root=args.root
+    )
     try:
         result = grade_submission(args.submission, args.assignment, options)
     except (KitError, ValueError, FileNotFoundError, KeyError) as exc:

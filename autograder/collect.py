@@ -124,7 +124,9 @@ def _extract_zip(source: Path, target: Path) -> None:
                 while chunk := src.read(1 << 20):
                     written += len(chunk)
                     if written > m.file_size or written > MAX_BYTES:
-                        raise SubmissionError(f"{source.name}: {m.filename} is larger than declared")
+                        raise SubmissionError(
+                            f"{source.name}: {m.filename} is larger than declared"
+                        )
                     out.write(chunk)
 
 

@@ -25,14 +25,20 @@ from .starter import check_starter
 # Classic bugs planted in the sample buggy submission: (file, reference text, buggy text).
 SAMPLE_BUGS = (
     # Mul.backward forgets to sum the gradient back to a broadcast input's shape
-    ("tapegrad/ops.py", "ga = sum_to(gy * b, a.shape) if a.requires_grad_ else None",
-     "ga = gy * b if a.requires_grad_ else None"),
+    (
+        "tapegrad/ops.py",
+        "ga = sum_to(gy * b, a.shape) if a.requires_grad_ else None",
+        "ga = gy * b if a.requires_grad_ else None",
+    ),
     # Sin.backward ignores the upstream gradient
     ("tapegrad/ops.py", "return (gy * cos(self.inputs[0]),)", "return (cos(self.inputs[0]),)"),
     # backprop overwrites instead of accumulating: reused nodes lose gradient
-    ("tapegrad/tensor.py", "grads[id(x)] = gx if previous is None else previous + gx",
-     "grads[id(x)] = gx"),
-)  # fmt: skip
+    (
+        "tapegrad/tensor.py",
+        "grads[id(x)] = gx if previous is None else previous + gx",
+        "grads[id(x)] = gx",
+    ),
+)
 
 
 def _section(title: str) -> None:
@@ -74,7 +80,11 @@ def main() -> int:
 
     _section("starter: generated from solution/ by stripping solution blocks")
     differences = check_starter(root / "solution" / "tapegrad", root / "starter" / "tapegrad")
-    print("starter/ is up to date" if not differences else f"starter/ is STALE: {len(differences)} files differ")
+    print(
+        "starter/ is up to date"
+        if not differences
+        else f"starter/ is STALE: {len(differences)} files differ"
+    )
 
     reference = out / "submissions" / "reference-hw1"
     buggy = out / "submissions" / "buggy-hw1"
@@ -88,8 +98,10 @@ def main() -> int:
         result = grade_submission(submission, "hw1", options)
         print(render_terminal(result, color))
         paths = write_reports(result, out / "reports" / name)
-        print(f"graded in {time.perf_counter() - start:.1f} s; reports: "
-              + ", ".join(str(p.relative_to(root)) for p in paths.values()))  # fmt: skip
+        print(
+            f"graded in {time.perf_counter() - start:.1f} s; reports: "
+            + ", ".join(str(p.relative_to(root)) for p in paths.values())
+        )
     _section("done")
     print(f"learning curves: {(out / 'curves.png').relative_to(root)}")
     print(f"feedback pages:  {(out / 'reports' / 'buggy-hw1' / 'report.html').relative_to(root)}")

@@ -85,7 +85,9 @@ def compare_values(
     """Forward values: shape, finiteness, closeness."""
     expected = np.asarray(expected)
     if got.shape != expected.shape:
-        return Verdict(False, f"{what}: shape {got.shape}, expected {expected.shape}", "wrong_shape")
+        return Verdict(
+            False, f"{what}: shape {got.shape}, expected {expected.shape}", "wrong_shape"
+        )
     got64 = got.astype(np.float64)
     if not np.all(np.isfinite(got64)) and np.all(np.isfinite(expected)):
         cls = "unstable_softmax" if softmax_family else "nan_inf"
@@ -126,10 +128,15 @@ def classify_gradient(
     to it ignored the (random) upstream cotangent.
     """
     if got is None:
-        return Verdict(False, f"{what}: no gradient reached this input (.grad is None)", "no_gradient")
+        return Verdict(
+            False, f"{what}: no gradient reached this input (.grad is None)", "no_gradient"
+        )
     if got.shape != input_shape:
-        broadcast = np.broadcast_shapes(input_shape, output_shape) if _broadcastable(
-            input_shape, output_shape) else None  # fmt: skip
+        broadcast = (
+            np.broadcast_shapes(input_shape, output_shape)
+            if _broadcastable(input_shape, output_shape)
+            else None
+        )
         if got.shape in (output_shape, broadcast) and got.shape != input_shape:
             return Verdict(
                 False,
@@ -137,10 +144,14 @@ def classify_gradient(
                 "missing_broadcast_reduction",
             )
         if len(got.shape) >= 2 and got.shape == input_shape[:-2] + input_shape[::-1][:2]:
-            return Verdict(False, f"{what}: gradient shape {got.shape} is the input's "
-                           f"{input_shape} transposed", "transposed_gradient")  # fmt: skip
-        return Verdict(False, f"{what}: gradient shape {got.shape}, expected {input_shape}",
-                       "wrong_shape")  # fmt: skip
+            return Verdict(
+                False,
+                f"{what}: gradient shape {got.shape} is the input's {input_shape} transposed",
+                "transposed_gradient",
+            )
+        return Verdict(
+            False, f"{what}: gradient shape {got.shape}, expected {input_shape}", "wrong_shape"
+        )
     got64 = got.astype(np.float64)
     if not np.all(np.isfinite(got64)):
         cls = "unstable_softmax" if softmax_family else "nan_inf"

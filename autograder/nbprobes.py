@@ -64,15 +64,24 @@ class NotebookProbe:
 def _numerical_derivative_cases(rng: np.random.Generator) -> list[Case]:
     cases: list[Case] = []
     for name in ("cube", "sin", "exp", "softplus"):
-        cases.append((f"{name} at a scalar", {"f": name, "scalar": True}, [np.array(rng.uniform(-1.5, 1.5))]))
+        cases.append(
+            (f"{name} at a scalar", {"f": name, "scalar": True}, [np.array(rng.uniform(-1.5, 1.5))])
+        )
     cases.append(("exp on an array", {"f": "exp"}, [rng.uniform(-2, 2, 7)]))
     cases.append(("tanh on a matrix", {"f": "tanh"}, [rng.standard_normal((2, 3))]))
-    cases.append(("coarse eps (central, not forward, differences)", {"f": "exp", "eps": 1e-2, "scalar": True},
-                  [np.array(rng.uniform(0.5, 1.5))]))  # fmt: skip
+    cases.append(
+        (
+            "coarse eps (central, not forward, differences)",
+            {"f": "exp", "eps": 1e-2, "scalar": True},
+            [np.array(rng.uniform(0.5, 1.5))],
+        )
+    )
     return cases
 
 
-def _numerical_derivative_call(ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]) -> list[np.ndarray]:
+def _numerical_derivative_call(
+    ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
     f = FUNCTIONS[params["f"]]
     x: Any = float(arrays[0]) if params.get("scalar") else arrays[0]
     kwargs = {"eps": params["eps"]} if "eps" in params else {}
@@ -86,7 +95,9 @@ def _derivative_cases(rng: np.random.Generator) -> list[Case]:
     return cases
 
 
-def _derivative_call(ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]) -> list[np.ndarray]:
+def _derivative_call(
+    ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
     if params.get("dual"):
         a, ta, b, tb = (float(v) for v in arrays[0])
         d = ns["Dual"](a, ta) * ns["Dual"](b, tb) + 1.0
@@ -106,7 +117,9 @@ def _accuracy_cases(rng: np.random.Generator) -> list[Case]:
     return cases
 
 
-def _accuracy_call(ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]) -> list[np.ndarray]:
+def _accuracy_call(
+    ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
     value = ns["accuracy"](arrays[0], arrays[1])
     if not isinstance(value, float):
         raise TypeError(f"accuracy returned {type(value).__name__}, expected a Python float")
@@ -119,23 +132,39 @@ def _im2col_shape_cases(rng: np.random.Generator) -> list[Case]:
         n, c = int(rng.integers(1, 9)), int(rng.integers(1, 5))
         h, w = int(rng.integers(3, 33)), int(rng.integers(3, 33))
         k, s, p = int(rng.integers(1, 6)), int(rng.integers(1, 4)), int(rng.integers(0, 3))
-        cases.append((f"({n}, {c}, {h}, {w}), k={k}, stride={s}, padding={p}",
-                      {"shape": [n, c, h, w], "k": k, "stride": s, "padding": p}, []))  # fmt: skip
-    cases.append(("a filter larger than the padded input", {"shape": [1, 1, 2, 2], "k": 5, "stride": 1, "padding": 0}, []))
+        cases.append(
+            (
+                f"({n}, {c}, {h}, {w}), k={k}, stride={s}, padding={p}",
+                {"shape": [n, c, h, w], "k": k, "stride": s, "padding": p},
+                [],
+            )
+        )
+    cases.append(
+        (
+            "a filter larger than the padded input",
+            {"shape": [1, 1, 2, 2], "k": 5, "stride": 1, "padding": 0},
+            [],
+        )
+    )
     return cases
 
 
-def _im2col_shape_call(ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]) -> list[np.ndarray]:
+def _im2col_shape_call(
+    ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
     try:
-        rows, cols = ns["im2col_shape"](tuple(params["shape"]), params["k"], stride=params["stride"],
-                                        padding=params["padding"])  # fmt: skip
+        rows, cols = ns["im2col_shape"](
+            tuple(params["shape"]), params["k"], stride=params["stride"], padding=params["padding"]
+        )
     except ValueError:
         return [np.array([-1, -1], dtype=np.int64)]  # "raised ValueError", as the task asks
     return [np.array([rows, cols], dtype=np.int64)]
 
 
 NOTEBOOK_PROBES: dict[str, NotebookProbe] = {
-    "numerical_derivative": NotebookProbe(_numerical_derivative_cases, _numerical_derivative_call, 1e-9, 1e-6),
+    "numerical_derivative": NotebookProbe(
+        _numerical_derivative_cases, _numerical_derivative_call, 1e-9, 1e-6
+    ),
     "derivative": NotebookProbe(_derivative_cases, _derivative_call, 1e-10, 1e-9),
     "accuracy": NotebookProbe(_accuracy_cases, _accuracy_call, 1e-12, 1e-12),
     "im2col_shape": NotebookProbe(_im2col_shape_cases, _im2col_shape_call, 0, 0),
@@ -158,7 +187,9 @@ _loaded: dict[tuple[str, str], Namespace] = {}
 
 
 @handler("notebook")
-def notebook_probe(tg: ModuleType, header: dict[str, Any], arrays: list[np.ndarray]) -> tuple[dict[str, Any], list[np.ndarray]]:
+def notebook_probe(
+    tg: ModuleType, header: dict[str, Any], arrays: list[np.ndarray]
+) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Worker side: run the student's graded cell (once) and call the function on one case."""
     name = Path(str(header["notebook"])).name  # a file at the top of the submission, no path
     key = (name, str(header["grade_id"]))
@@ -173,14 +204,20 @@ Request = Callable[[dict[str, Any], list[np.ndarray]], tuple[dict[str, Any], lis
 
 
 def run_notebook_check(
-    request: Request, source_notebook: Path, notebook: str, grade_id: str, function: str,
+    request: Request,
+    source_notebook: Path,
+    notebook: str,
+    grade_id: str,
+    function: str,
     rng: np.random.Generator,
-) -> list[CaseOutcome]:  # fmt: skip
+) -> list[CaseOutcome]:
     """Parent side: every case of one notebook check."""
     from .opcheck import RequestFailed
 
     if function not in NOTEBOOK_PROBES:
-        raise KeyError(f"no notebook probe for function {function!r}; known: {', '.join(NOTEBOOK_PROBES)}")
+        raise KeyError(
+            f"no notebook probe for function {function!r}; known: {', '.join(NOTEBOOK_PROBES)}"
+        )
     probe = NOTEBOOK_PROBES[function]
     reference = load_namespace(source_notebook, grade_id)
     outcomes: list[CaseOutcome] = []
@@ -188,12 +225,25 @@ def run_notebook_check(
     for n, (label, params, arrays) in enumerate(cases):
         expected = probe.call(reference, params, [a.copy() for a in arrays])
         try:
-            _, got = request({"type": "notebook", "notebook": notebook, "grade_id": grade_id,
-                              "function": function, "params": params}, arrays)  # fmt: skip
+            _, got = request(
+                {
+                    "type": "notebook",
+                    "notebook": notebook,
+                    "grade_id": grade_id,
+                    "function": function,
+                    "params": params,
+                },
+                arrays,
+            )
         except RequestFailed as exc:
-            outcomes.append(CaseOutcome(label, False, f"{function} ({label}): {exc}", exc.bug_class))
+            outcomes.append(
+                CaseOutcome(label, False, f"{function} ({label}): {exc}", exc.bug_class)
+            )
             if exc.fatal or exc.bug_class == "not_implemented":
-                outcomes += [CaseOutcome(rest[0], False, f"not run: {exc}", exc.bug_class) for rest in cases[n + 1 :]]
+                outcomes += [
+                    CaseOutcome(rest[0], False, f"not run: {exc}", exc.bug_class)
+                    for rest in cases[n + 1 :]
+                ]
                 break
             continue
         verdict = _judge(got, expected, probe)
@@ -209,8 +259,11 @@ def _judge(got: list[np.ndarray], expected: list[np.ndarray], probe: NotebookPro
         if e.dtype.kind == "i":
             if g.shape != e.shape or not np.array_equal(g, e):
                 raised = bool(np.array_equal(e, [-1, -1]))
-                return Verdict(False, f"returned {g.tolist()}, expected "
-                               f"{'a ValueError' if raised else e.tolist()}", "wrong_forward")  # fmt: skip
+                return Verdict(
+                    False,
+                    f"returned {g.tolist()}, expected {'a ValueError' if raised else e.tolist()}",
+                    "wrong_forward",
+                )
             continue
         verdict = compare_values("result", g, e, atol=probe.atol, rtol=probe.rtol)
         if not verdict.ok:

@@ -87,7 +87,11 @@ def run_op_check(
                     outcomes.append(CaseOutcome(rest, False, "not run: " + str(exc), exc.bug_class))
                 break
             continue
-        message = "" if verdict.ok else f"{s.name} ({label}, input shapes {_shapes(case)}): {verdict.message}"
+        message = (
+            ""
+            if verdict.ok
+            else f"{s.name} ({label}, input shapes {_shapes(case)}): {verdict.message}"
+        )
         outcomes.append(CaseOutcome(label, verdict.ok, message, verdict.bug_class))
     return outcomes
 
@@ -139,46 +143,80 @@ def _judge_op(
     grads2 = [(_take(arrays, 1)[0] if h else None) for h in has2]
     (out32,) = _take(arrays, 1)
 
-    for i, (x, g) in enumerate(zip(xs, grads) if vjp else ()):
+    for i, g in enumerate(grads if vjp else ()):
         verdict = _judge_gradient(f, xs, i, g, u, expected.shape, rng, s)
         if not verdict.ok:
             return verdict
     for i, (g1, g2) in enumerate(zip(grads, grads2) if vjp else ()):
-        if g1 is not None and (g2 is None or g2.shape != g1.shape or not np.allclose(g1, g2, rtol=1e-9, atol=1e-12)):
-            return Verdict(False, f"input {i}: a second forward+backward on fresh tensors gave "
-                           "a different gradient (state kept between calls?)", "not_deterministic")  # fmt: skip
+        if g1 is not None and (
+            g2 is None or g2.shape != g1.shape or not np.allclose(g1, g2, rtol=1e-9, atol=1e-12)
+        ):
+            return Verdict(
+                False,
+                f"input {i}: a second forward+backward on fresh tensors gave "
+                "a different gradient (state kept between calls?)",
+                "not_deterministic",
+            )
     for i, (x, a, b) in enumerate(zip(xs, after, sent_after)):
-        if a.shape != x.shape or b.shape != x.shape or not (np.array_equal(a, x) and np.array_equal(b, x)):
-            return Verdict(False, f"input {i} was modified in place by forward or backward", "mutated_input")
+        if (
+            a.shape != x.shape
+            or b.shape != x.shape
+            or not (np.array_equal(a, x) and np.array_equal(b, x))
+        ):
+            return Verdict(
+                False, f"input {i} was modified in place by forward or backward", "mutated_input"
+            )
     if out32.dtype != np.float32:
         return Verdict(False, f"float32 inputs gave a {out32.dtype} result", "wrong_dtype")
-    return compare_values("forward in float32", out32, expected, atol=1e-3, rtol=1e-3, softmax_family=family)
+    return compare_values(
+        "forward in float32", out32, expected, atol=1e-3, rtol=1e-3, softmax_family=family
+    )
 
 
 def _judge_gradient(
-    f: Callable[..., np.ndarray], xs: list[np.ndarray], i: int, g: np.ndarray | None,
-    u: np.ndarray, out_shape: tuple[int, ...], rng: np.random.Generator, s: OpSpec,
-) -> Verdict:  # fmt: skip
+    f: Callable[..., np.ndarray],
+    xs: list[np.ndarray],
+    i: int,
+    g: np.ndarray | None,
+    u: np.ndarray,
+    out_shape: tuple[int, ...],
+    rng: np.random.Generator,
+    s: OpSpec,
+) -> Verdict:
     what = f"gradient of input {i}"
     x = xs[i]
     common = dict(
-        input_shape=x.shape, output_shape=out_shape, reused_node=s.topic.startswith("tape"),
+        input_shape=x.shape,
+        output_shape=out_shape,
+        reused_node=s.topic.startswith("tape"),
         softmax_family=s.topic == "stable softmax",
-    )  # fmt: skip
+    )
     if g is None or g.shape != x.shape or x.size <= FULL_GRADIENT_LIMIT:
-        expected = gradient_of_projection(f, xs, i, u) if x.size <= FULL_GRADIENT_LIMIT else np.zeros(x.shape)
-        ones = gradient_of_projection(f, xs, i, np.ones(out_shape)) if x.size <= FULL_GRADIENT_LIMIT else None
+        expected = (
+            gradient_of_projection(f, xs, i, u)
+            if x.size <= FULL_GRADIENT_LIMIT
+            else np.zeros(x.shape)
+        )
+        ones = (
+            gradient_of_projection(f, xs, i, np.ones(out_shape))
+            if x.size <= FULL_GRADIENT_LIMIT
+            else None
+        )
         return classify_gradient(what, g, expected, expected_with_ones=ones, **common)  # type: ignore[arg-type]
     # large input: compare along random directions
     vs = [rng.standard_normal(x.shape) for _ in range(DIRECTIONS)]
     expected_d = np.array([np.sum(u * directional_derivative(f, xs, i, v)) for v in vs])
     got_d = np.array([np.sum(g.astype(np.float64) * v) for v in vs])
     common.update(input_shape=(DIRECTIONS,), output_shape=(DIRECTIONS,))
-    verdict = classify_gradient(f"{what} (along {DIRECTIONS} random directions)", got_d, expected_d, **common)  # type: ignore[arg-type]
+    verdict = classify_gradient(
+        f"{what} (along {DIRECTIONS} random directions)", got_d, expected_d, **common
+    )  # type: ignore[arg-type]
     return verdict
 
 
-def _judge_jvp(request: Request, s: OpSpec, case: Case, index: int, rng: np.random.Generator) -> Verdict:
+def _judge_jvp(
+    request: Request, s: OpSpec, case: Case, index: int, rng: np.random.Generator
+) -> Verdict:
     xs = make_inputs(s, case, rng)
     f = _reference(s, case)
     vs = [rng.standard_normal(x.shape) for x in xs]
@@ -195,7 +233,9 @@ def _judge_jvp(request: Request, s: OpSpec, case: Case, index: int, rng: np.rand
     return verdict
 
 
-def _judge_hvp(request: Request, s: OpSpec, case: Case, index: int, rng: np.random.Generator) -> Verdict:
+def _judge_hvp(
+    request: Request, s: OpSpec, case: Case, index: int, rng: np.random.Generator
+) -> Verdict:
     xs = make_inputs(s, case, rng)
     f = _reference(s, case)
     u = rng.standard_normal(np.shape(f(*xs)))
@@ -204,8 +244,9 @@ def _judge_hvp(request: Request, s: OpSpec, case: Case, index: int, rng: np.rand
     arrays = list(arrays)
     first, second = _take(arrays, 2)
     expected = gradient_of_projection(f, xs, 0, u)
-    verdict = classify_gradient("tg.grad", first, expected, input_shape=xs[0].shape,
-                                output_shape=u.shape)  # fmt: skip
+    verdict = classify_gradient(
+        "tg.grad", first, expected, input_shape=xs[0].shape, output_shape=u.shape
+    )
     if not verdict.ok:
         return verdict
 
@@ -214,8 +255,15 @@ def _judge_hvp(request: Request, s: OpSpec, case: Case, index: int, rng: np.rand
 
     # H v, the Hessian of <u, f> times v, is the derivative of the gradient along v
     expected2 = directional_derivative(gradient, [xs[0]], 0, v, eps=SECOND_ORDER_EPS)
-    return classify_gradient("grad of grad (second derivative)", second, expected2,
-                             input_shape=xs[0].shape, output_shape=xs[0].shape, atol=1e-4, rtol=1e-3)  # fmt: skip
+    return classify_gradient(
+        "grad of grad (second derivative)",
+        second,
+        expected2,
+        input_shape=xs[0].shape,
+        output_shape=xs[0].shape,
+        atol=1e-4,
+        rtol=1e-3,
+    )
 
 
 _JUDGES = {"jvp": _judge_jvp, "hvp": _judge_hvp}

@@ -30,7 +30,15 @@ from .diagnose import hint
 from .nbprobes import run_notebook_check
 from .opcheck import RequestFailed, run_op_check
 from .results import CaseOutcome, CheckResult, GradingResult
-from .sandbox import Limits, Sandbox, Worker, WorkerCrashed, WorkerError, WorkerTimeout, make_sandbox
+from .sandbox import (
+    Limits,
+    Sandbox,
+    Worker,
+    WorkerCrashed,
+    WorkerError,
+    WorkerTimeout,
+    make_sandbox,
+)
 from .seeds import SeedSource, hidden_seeds, public_seeds
 
 __all__ = ["GradeOptions", "grade_submission", "WorkerSession", "suite_hash", "kit_root"]
@@ -59,14 +67,21 @@ class WorkerSession:
     failure of the student's code turned into :class:`~autograder.opcheck.RequestFailed`."""
 
     def __init__(self, sandbox: Sandbox, submission: Path, device: str, deadline: float) -> None:
-        self.sandbox, self.submission, self.device, self.deadline = sandbox, submission, device, deadline
+        self.sandbox, self.submission, self.device, self.deadline = (
+            sandbox,
+            submission,
+            device,
+            deadline,
+        )
         self.worker: Worker | None = None
         self.hello: dict[str, Any] = {}
 
     def start(self) -> dict[str, Any]:
         if self.worker is None or not self.worker.alive:
             self.close()
-            self.worker = self.sandbox.start(self.submission, device=self.device, deadline=self.deadline)
+            self.worker = self.sandbox.start(
+                self.submission, device=self.device, deadline=self.deadline
+            )
             self.hello = self.worker.hello
         return self.hello
 
@@ -75,7 +90,9 @@ class WorkerSession:
     ) -> tuple[dict[str, Any], list[np.ndarray]]:
         hello = self.start()
         if not hello.get("ok"):
-            raise RequestFailed(f"tapegrad could not be imported: {hello.get('error')}", "crash", fatal=True)
+            raise RequestFailed(
+                f"tapegrad could not be imported: {hello.get('error')}", "crash", fatal=True
+            )
         assert self.worker is not None
         try:
             reply, out = self.worker.request(header, arrays, timeout=timeout)
@@ -89,8 +106,10 @@ class WorkerSession:
             err = reply["error"]
             where = f" (at {err['where']})" if err.get("where") else ""
             if err["type"] == "NotImplementedError":
-                raise RequestFailed(f"not implemented: {err['message'] or 'NotImplementedError'}{where}",
-                                    "not_implemented")  # fmt: skip
+                raise RequestFailed(
+                    f"not implemented: {err['message'] or 'NotImplementedError'}{where}",
+                    "not_implemented",
+                )
             raise RequestFailed(f"{err['type']}: {err['message']}{where}", "crash")
         return reply, out
 
@@ -129,30 +148,48 @@ def _feedback(check: CheckResult) -> str:
             lines.append(f"- {c.message or c.label}")
         if len(failed) > min(len(shown), FAILED_CASES_SHOWN):
             rest = len(failed) - min(len(shown), FAILED_CASES_SHOWN)
-            lines.append(f"- ... and {rest} more failed case(s)"
-                         + (" (not run after the failure above)" if len(shown) < len(failed) else ""))
+            lines.append(
+                f"- ... and {rest} more failed case(s)"
+                + (" (not run after the failure above)" if len(shown) < len(failed) else "")
+            )
         for cls in check.bug_classes:
             lines.append(f"\nLikely bug ({cls.replace('_', ' ')}): {hint(cls)}.")
     if "accuracy" in check.extra:
         e = check.extra
-        lines.insert(0, f"Test accuracy {e['accuracy']:.4f} on {e.get('dataset')} "
-                        f"(threshold {e.get('threshold')}).")  # fmt: skip
+        lines.insert(
+            0,
+            f"Test accuracy {e['accuracy']:.4f} on {e.get('dataset')} "
+            f"(threshold {e.get('threshold')}).",
+        )
     return "\n".join(lines)
 
 
-Runner = Callable[[WorkerSession, CheckConfig, Assignment, np.random.Generator], tuple[list[CaseOutcome], dict[str, Any]]]
+Runner = Callable[
+    [WorkerSession, CheckConfig, Assignment, np.random.Generator],
+    tuple[list[CaseOutcome], dict[str, Any]],
+]
 
 
 def _run_op(session: WorkerSession, check: CheckConfig, a: Assignment, rng: np.random.Generator):  # type: ignore[no-untyped-def]
     request = lambda h, arr: session.request(h, arr, timeout=check.timeout)  # noqa: E731
     outcomes: list[CaseOutcome] = []
     for op in check.ops:
-        outcomes += run_op_check(request, op, rng, repeats=check.cases, forward=check.forward,
-                                 vjp=check.vjp, jvp=check.jvp, second_order=check.second_order)  # fmt: skip
+        outcomes += run_op_check(
+            request,
+            op,
+            rng,
+            repeats=check.cases,
+            forward=check.forward,
+            vjp=check.vjp,
+            jvp=check.jvp,
+            second_order=check.second_order,
+        )
     return outcomes, {}
 
 
-def _run_module(session: WorkerSession, check: CheckConfig, a: Assignment, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+def _run_module(
+    session: WorkerSession, check: CheckConfig, a: Assignment, rng: np.random.Generator
+):  # type: ignore[no-untyped-def]
     from .modprobes import run_module_check
 
     request = lambda h, arr: session.request(h, arr, timeout=check.timeout)  # noqa: E731
@@ -167,19 +204,31 @@ def _run_train(session: WorkerSession, check: CheckConfig, a: Assignment, rng: n
     return run_train_check(request, check, name, train, test_x, test_y, check.timeout)
 
 
-def _run_notebook(session: WorkerSession, check: CheckConfig, a: Assignment, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+def _run_notebook(
+    session: WorkerSession, check: CheckConfig, a: Assignment, rng: np.random.Generator
+):  # type: ignore[no-untyped-def]
     request = lambda h, arr: session.request(h, arr, timeout=check.timeout)  # noqa: E731
     assert check.notebook and check.grade_id and check.function
-    return run_notebook_check(request, a.directory / check.notebook, check.notebook, check.grade_id,
-                              check.function, rng), {}  # fmt: skip
+    return run_notebook_check(
+        request, a.directory / check.notebook, check.notebook, check.grade_id, check.function, rng
+    ), {}
 
 
-RUNNERS: dict[str, Runner] = {"op": _run_op, "module": _run_module, "train": _run_train, "notebook": _run_notebook}
+RUNNERS: dict[str, Runner] = {
+    "op": _run_op,
+    "module": _run_module,
+    "train": _run_train,
+    "notebook": _run_notebook,
+}
 
 
 def _versions(hello: dict[str, Any], device: str) -> dict[str, str]:
-    versions = {"grader": __version__, "python": platform.python_version(), "numpy": np.__version__,
-                "platform": platform.platform()}  # fmt: skip
+    versions = {
+        "grader": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
     for key, value in (hello.get("versions") or {}).items():
         versions[f"worker {key}"] = str(value)[:100]
     return versions
@@ -191,26 +240,40 @@ def _stage_starter_for_notebook(sub: Submission, root: Path, notes: list[str]) -
     starter = root / "starter" / "tapegrad"
     if not sub.has_package and starter.is_dir() and any(f.endswith(".ipynb") for f in sub.files):
         shutil.copytree(starter, sub.root / "tapegrad")
-        notes.append("the submission has no tapegrad/ package: graded with the released starter "
-                     "package, whose stubs score 0")  # fmt: skip
+        notes.append(
+            "the submission has no tapegrad/ package: graded with the released starter "
+            "package, whose stubs score 0"
+        )
 
 
-def grade_submission(source: str | Path, assignment: str | Assignment, options: GradeOptions | None = None) -> GradingResult:
+def grade_submission(
+    source: str | Path, assignment: str | Assignment, options: GradeOptions | None = None
+) -> GradingResult:
     """Grade one submission (a directory, a .zip or a notebook) against ``assignment``."""
     options = options or GradeOptions()
     root = options.root or kit_root()
     a = assignment if isinstance(assignment, Assignment) else load_assignment(assignment, root)
     started = time.monotonic()
     sandbox = make_sandbox(options.sandbox, options.limits)
-    seeds: SeedSource = public_seeds(a.public_seed) if options.public else hidden_seeds(options.secret)
+    seeds: SeedSource = (
+        public_seeds(a.public_seed) if options.public else hidden_seeds(options.secret)
+    )
     checks = a.public_checks if options.public else a.checks
     result = GradingResult(
-        assignment=a.id, submission_hash="", suite_hash=suite_hash(a), seed_derivation=seeds.description,
-        public=options.public, sandbox=sandbox.level, device=options.device,
+        assignment=a.id,
+        submission_hash="",
+        suite_hash=suite_hash(a),
+        seed_derivation=seeds.description,
+        public=options.public,
+        sandbox=sandbox.level,
+        device=options.device,
         started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         notes=list(sandbox.notes) if sandbox.level != "none" else [],  # reports warn about none
-    )  # fmt: skip
-    results = [CheckResult(c.id, c.name, c.points, visibility="hidden" if c.hidden else "visible") for c in checks]
+    )
+    results = [
+        CheckResult(c.id, c.name, c.points, visibility="hidden" if c.hidden else "visible")
+        for c in checks
+    ]
     result.checks = results
     try:
         sub = collect(source, a.notebooks)
@@ -238,9 +301,15 @@ def grade_submission(source: str | Path, assignment: str | Assignment, options: 
 
 
 def _grade_check(
-    session: WorkerSession, check: CheckConfig, a: Assignment, r: CheckResult, seeds: SeedSource,
-    submission_hash: str, deadline: float, import_error: str | None,
-) -> None:  # fmt: skip
+    session: WorkerSession,
+    check: CheckConfig,
+    a: Assignment,
+    r: CheckResult,
+    seeds: SeedSource,
+    submission_hash: str,
+    deadline: float,
+    import_error: str | None,
+) -> None:
     t0 = time.monotonic()
     if import_error:
         r.error = import_error
@@ -253,7 +322,10 @@ def _grade_check(
         except WorkerCrashed as exc:  # the worker could not even be restarted
             r.error = f"the worker could not be started: {exc}"
         except Exception as exc:  # a bug of the grader's: say so, grade the rest
-            r.error = f"internal grader error in check {check.id} ({type(exc).__name__}: {exc}); please report it"
+            r.error = (
+                f"internal grader error in check {check.id} ({type(exc).__name__}: {exc}); "
+                "please report it"
+            )
     r.score = 0.0 if r.error or not r.cases else check.points * r.cases_passed / len(r.cases)
     r.wall_time = time.monotonic() - t0
     r.output = _feedback(r)

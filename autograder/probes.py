@@ -49,7 +49,9 @@ def _forward_backward(
 
 
 @handler("op")
-def op_probe(tg: ModuleType, header: dict[str, Any], arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
+def op_probe(
+    tg: ModuleType, header: dict[str, Any], arrays: Arrays
+) -> tuple[dict[str, Any], Arrays]:
     """Forward and backward of op spec ``header["spec"]`` on one case.
 
     Arrays in: the inputs, then the cotangent. Arrays out: the output; the gradient of each
@@ -71,13 +73,17 @@ def op_probe(tg: ModuleType, header: dict[str, Any], arrays: Arrays) -> tuple[di
         result += [g for g in grads2 if g is not None]
     if header.get("float32"):
         s = spec(name)
-        y32 = s.call(tg, *[tg.Tensor(x.astype(np.float32)) for x in sent], **s.cases[case_index].kwargs)
+        y32 = s.call(
+            tg, *[tg.Tensor(x.astype(np.float32)) for x in sent], **s.cases[case_index].kwargs
+        )
         result.append(to_array(tg, y32, f"{name} (float32)"))
     return reply, result
 
 
 @handler("forward")
-def forward_probe(tg: ModuleType, header: dict[str, Any], arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
+def forward_probe(
+    tg: ModuleType, header: dict[str, Any], arrays: Arrays
+) -> tuple[dict[str, Any], Arrays]:
     """The student's forward on several input sets (``header["count"]`` of them), for finite
     differences of their own forward."""
     s = spec(header["spec"])
@@ -91,17 +97,26 @@ def forward_probe(tg: ModuleType, header: dict[str, Any], arrays: Arrays) -> tup
 
 
 @handler("jvp")
-def jvp_probe(tg: ModuleType, header: dict[str, Any], arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
+def jvp_probe(
+    tg: ModuleType, header: dict[str, Any], arrays: Arrays
+) -> tuple[dict[str, Any], Arrays]:
     """Forward mode: arrays in are the primals then one tangent per primal."""
     s = spec(header["spec"])
     kwargs = s.cases[int(header["case"])].kwargs
     n = s.arity
-    out, tangent = tg.jvp(lambda *ts: s.call(tg, *ts, **kwargs), tuple(arrays[:n]), tuple(arrays[n:]))
-    return {}, [to_array(tg, out, f"{s.name} (jvp output)"), to_array(tg, tangent, f"{s.name} (jvp tangent)")]
+    out, tangent = tg.jvp(
+        lambda *ts: s.call(tg, *ts, **kwargs), tuple(arrays[:n]), tuple(arrays[n:])
+    )
+    return {}, [
+        to_array(tg, out, f"{s.name} (jvp output)"),
+        to_array(tg, tangent, f"{s.name} (jvp tangent)"),
+    ]
 
 
 @handler("hvp")
-def hvp_probe(tg: ModuleType, header: dict[str, Any], arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
+def hvp_probe(
+    tg: ModuleType, header: dict[str, Any], arrays: Arrays
+) -> tuple[dict[str, Any], Arrays]:
     """Second order with the student's ``tg.grad``: for the first input x and the others fixed,
     g(x) = grad <u, f(x)> and h = grad <v, g(x)> (a Hessian-vector product).
     Arrays in: the inputs, u, v. Arrays out: g, h."""
@@ -116,7 +131,10 @@ def hvp_probe(tg: ModuleType, header: dict[str, Any], arrays: Arrays) -> tuple[d
 
     first = g(xs[0])
     second = tg.grad(lambda z: (g(z) * v).sum())(xs[0])
-    return {}, [to_array(tg, first, f"{s.name}: tg.grad"), to_array(tg, second, f"{s.name}: tg.grad of tg.grad")]
+    return {}, [
+        to_array(tg, first, f"{s.name}: tg.grad"),
+        to_array(tg, second, f"{s.name}: tg.grad of tg.grad"),
+    ]
 
 
 # The other probe families register their handlers on import.

@@ -19,9 +19,9 @@ Before anything is written, every released file is scanned for leaks, and the re
 refused (nothing written) if it contains
 
 * a marker: ``BEGIN SOLUTION``, ``END SOLUTION``, ``BEGIN HIDDEN TESTS``, ``END HIDDEN TESTS``;
-* a line (stripped, longer than :data:`MIN_LEAK_CHARS`) that appears inside a solution block
-  of ``solution/``, or inside a source notebook's solution region or hidden tests, and
-  nowhere outside them (in the package or the notebooks);
+* anywhere in its text, a line (stripped, longer than :data:`MIN_LEAK_CHARS`) of a solution
+  block of ``solution/``, or of a source notebook's solution region or hidden tests, unless
+  the starter or the notebook's code cells publish that line anyway (:func:`leak_patterns`);
 * the id of a hidden check of any assignment (as a whole word: ``ops.diamond``).
 
 The release is built in a temporary directory beside ``DIR`` and moved into place only when it
@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ __all__ = [
     "find_leaks",
     "generate_notebooks",
     "leak_patterns",
+    "render_files",
     "write_atomically",
 ]
 
@@ -135,39 +135,51 @@ def copy_tree(src: Path, dst: Path) -> None:
 
 
 def generate_notebooks(assignment: Assignment, dest: Path) -> list[Path]:
-    """Student versions of the assignment's notebooks, by ``nbgrader generate_assignment`` run
-    in a temporary course directory (only the notebooks are copied into it, so nothing else
-    from ``assignments/<id>/``, assignment.toml included, can reach the release)."""
+    """Student versions of the assignment's notebooks, made by nbgrader's own
+    ``generate_assignment`` converter (what ``nbgrader generate_assignment ID --no-db`` runs)
+    in a temporary course directory laid out as nbgrader expects (``source/<id>/``).
+
+    Only the notebooks are copied into it, so nothing else from ``assignments/<id>/``
+    (assignment.toml included) can reach the release. It runs in this process, with an
+    explicit configuration: no personal or course ``nbgrader_config.py`` is read.
+    """
     if not assignment.notebooks:
         return []
+    try:
+        from nbgrader.converters import GenerateAssignment
+        from nbgrader.coursedir import CourseDirectory
+        from traitlets.config import Config
+    except ImportError as exc:
+        raise ReleaseError(
+            f"kit release needs nbgrader ({exc}): install the dev extra, pip install -e '.[dev]'"
+        ) from None
     with tempfile.TemporaryDirectory(prefix="nbgrader-course-") as tmp:
         course = Path(tmp)
         source = course / "source" / assignment.id
         source.mkdir(parents=True)
         for name in assignment.notebooks:
             shutil.copy2(assignment.directory / name, source / name)
-        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(course / ".jupyter"))  # no personal config
-        command = [
-            sys.executable, "-m", "nbgrader", "generate_assignment", assignment.id,
-            "--force", "--no-db", f"--CourseDirectory.root={course}", "--log-level=WARN",
-        ]  # fmt: skip
+        config = Config()
+        config.CourseDirectory.root = str(course)
+        config.CourseDirectory.assignment_id = assignment.id
+        config.GenerateAssignment.no_database = True  # --no-db
+        config.SaveCells.enabled = False
+        config.BaseConverter.force = True
+        messages = _LogCapture()
+        log = logging.getLogger("autograder.release.nbgrader")
+        log.propagate = False
+        log.setLevel(logging.WARNING)
+        log.handlers = [messages]
         try:
-            result = subprocess.run(
-                command, cwd=course, env=env, capture_output=True, text=True, timeout=300
+            converter = GenerateAssignment(
+                coursedir=CourseDirectory(config=config), config=config, log=log
             )
-        except subprocess.TimeoutExpired:
-            raise ReleaseError("nbgrader generate_assignment did not finish in 300 s") from None
-        if result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()[-15:]
-            hint = (
-                " (install the dev extra: pip install -e '.[dev]')"
-                if "No module named nbgrader" in result.stderr
-                else ""
-            )
+            converter.start()
+        except Exception as exc:  # nbgrader reports bad metadata and the like by raising
+            detail = "\n  ".join([*messages.lines[-15:], f"{type(exc).__name__}: {exc}"])
             raise ReleaseError(
-                f"nbgrader generate_assignment {assignment.id} failed{hint}:\n  "
-                + "\n  ".join(detail)
-            )
+                f"nbgrader generate_assignment {assignment.id} failed:\n  {detail}"
+            ) from None
         written = []
         for name in assignment.notebooks:
             produced = course / "release" / assignment.id / name
@@ -177,6 +189,17 @@ def generate_notebooks(assignment: Assignment, dest: Path) -> list[Path]:
             shutil.copy2(produced, dest / name)
             written.append(dest / name)
     return written
+
+
+class _LogCapture(logging.Handler):
+    """Keeps nbgrader's warnings and errors for the error message instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname}: {record.getMessage()}")
 
 
 def _check_graded_cells_kept(source: Path, released: Path) -> None:
@@ -219,22 +242,28 @@ def leak_patterns(root: Path, assignment: Assignment) -> LeakPatterns:
     """Collect the secret lines of ``solution/`` and of the assignment's source notebooks, and
     the ids of the hidden checks of every assignment.
 
-    A line is secret when it appears inside a solution block (or a notebook's solution region
-    or hidden tests) and nowhere outside one, in any of those sources: a line that the starter
-    or a released notebook legitimately contains elsewhere is no leak.
+    A line of a solution block is secret unless the starter publishes it anyway (it also
+    appears, or is part of a line, outside the blocks). A line of a notebook's solution region
+    or hidden tests is secret unless the starter or the notebook's own code cells publish it
+    (a visible test repeated among the hidden ones); the notebook's markdown publishes nothing,
+    so a hidden test pasted into a hint is caught.
     """
     patterns = LeakPatterns()
-    inside: dict[str, str] = {}
-    outside: set[str] = set()
-    _solution_package_lines(root / "solution" / PACKAGE, root, inside, outside)
+    package_inside: dict[str, str] = {}
+    package_outside: set[str] = set()
+    _solution_package_lines(root / "solution" / PACKAGE, root, package_inside, package_outside)
+    notebook_inside: dict[str, str] = {}
+    notebook_outside: set[str] = set()
     for name in assignment.notebooks:
-        _notebook_region_lines(assignment.directory / name, root, inside, outside)
-    published = "\n".join(outside)  # a secret inside a published line is no secret
-    patterns.lines = {
-        text: where
-        for text, where in inside.items()
-        if text not in outside and text not in published
-    }
+        _notebook_region_lines(assignment.directory / name, root, notebook_inside, notebook_outside)
+    starter = "\n".join(package_outside)  # a secret inside a published line is no secret
+    code = "\n".join(notebook_outside)
+    for text, where in package_inside.items():
+        if text not in starter:
+            patterns.lines.setdefault(text, where)
+    for text, where in notebook_inside.items():
+        if text not in starter and text not in code:
+            patterns.lines.setdefault(text, where)
     public: set[str] = set()
     for other in assignment_ids(root):
         config = assignment if other == assignment.id else load_assignment(other, root)
@@ -271,10 +300,12 @@ def _solution_package_lines(
 def _notebook_region_lines(
     path: Path, root: Path, inside: dict[str, str], outside: set[str]
 ) -> None:
-    """Sort a source notebook's lines into inside and outside its solution and hidden-test
-    regions."""
+    """Sort a source notebook's code lines into inside and outside its solution and
+    hidden-test regions."""
     rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     for index, cell in enumerate(read_cells(path)):
+        if cell.get("cell_type") != "code":
+            continue
         source = cell.get("source", "")
         lines = ("".join(source) if isinstance(source, list) else str(source)).splitlines()
         region: str | None = None
@@ -389,12 +420,12 @@ def public_test_files(assignment: Assignment, root: Path, templates: Path) -> li
     ]
 
 
-def render_release(
+def render_files(
     assignment: Assignment, root: Path, dest: Path, templates: Path = TEMPLATES
-) -> list[str]:
-    """Write the release into the empty directory ``dest``; return its files, relative."""
+) -> None:
+    """Write everything of the release but the notebooks into the empty directory ``dest``:
+    the starter package, the rendered templates, the data."""
     generate_starter(root / "solution" / PACKAGE, dest / PACKAGE, assignments=None)
-    generate_notebooks(assignment, dest)
     values = template_values(assignment)
     chosen = {
         p.relative_to(templates).as_posix()
@@ -415,7 +446,6 @@ def render_release(
         copy_tree(data / "mnist-sample", dest / "data" / "mnist-sample")
         if (data / "README.md").is_file():
             shutil.copy2(data / "README.md", dest / "data" / "README.md")
-    return sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
 
 
 def build_release(
@@ -429,8 +459,7 @@ def build_release(
     patterns = leak_patterns(root, assignment)
     files: list[str] = []
 
-    def build(staging: Path) -> None:
-        files.extend(render_release(assignment, root, staging, templates))
+    def refuse_leaks(staging: Path) -> None:
         leaks = find_leaks(staging, patterns)
         if leaks:
             shown = "\n  ".join(str(leak) for leak in leaks[:30])
@@ -439,6 +468,15 @@ def build_release(
                 f"refusing to release {assignment.id}: {len(leaks)} leak(s) of solution text or "
                 f"hidden checks; nothing was written to {out}\n  {shown}{more}"
             )
+
+    def build(staging: Path) -> None:
+        render_files(assignment, root, staging, templates)
+        refuse_leaks(staging)  # before nbgrader, so a leaking template fails fast
+        generate_notebooks(assignment, staging)
+        refuse_leaks(staging)
+        files.extend(
+            sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+        )
 
     write_atomically(out, build, root, force)
     return files

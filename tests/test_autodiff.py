@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pytest
-
 import tapegrad as tg
 from tapegrad.tensor import Function, topological_order
 
@@ -233,8 +232,11 @@ def test_check_grad_directional_for_large_inputs_and_missing_gradients() -> None
 
 def test_check_grad_passes_a_correct_function_in_float64() -> None:
     rng = np.random.default_rng(1)
-    report = tg.check_grad(lambda a, b: tg.tanh(a @ b).sum(axis=1), rng.standard_normal((3, 4)),
-                           tg.Tensor(rng.standard_normal((4, 2))))  # fmt: skip
+    report = tg.check_grad(
+        lambda a, b: tg.tanh(a @ b).sum(axis=1),
+        rng.standard_normal((3, 4)),
+        tg.Tensor(rng.standard_normal((4, 2))),
+    )
     assert report.ok, str(report)
     assert "gradients OK" in str(report)
 

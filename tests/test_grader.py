@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 import tapegrad as tg
+
 from autograder import probes  # noqa: F401  (registers the worker's handlers)
 from autograder.config import load_assignment
 from autograder.opcheck import RequestFailed, run_op_check
@@ -27,7 +27,9 @@ HW1 = load_assignment("hw1")
 SECRET = b"grader-test-secret"
 
 
-def in_process(header: dict[str, Any], arrays: list[np.ndarray]) -> tuple[dict[str, Any], list[np.ndarray]]:
+def in_process(
+    header: dict[str, Any], arrays: list[np.ndarray]
+) -> tuple[dict[str, Any], list[np.ndarray]]:
     """The worker's handlers called directly on the reference (same probes, no transport)."""
     try:
         return HANDLERS[header["type"]](tg, header, [a.copy() for a in arrays])
@@ -44,8 +46,16 @@ def test_reference_passes_every_op_check_over_200_seeds(check: Any) -> None:
     for seed in range(SEEDS):
         rng = np.random.default_rng([seed, 7])
         for op in check.ops:
-            for outcome in run_op_check(in_process, op, rng, repeats=check.cases, forward=check.forward,
-                                        vjp=check.vjp, jvp=check.jvp, second_order=check.second_order):  # fmt: skip
+            for outcome in run_op_check(
+                in_process,
+                op,
+                rng,
+                repeats=check.cases,
+                forward=check.forward,
+                vjp=check.vjp,
+                jvp=check.jvp,
+                second_order=check.second_order,
+            ):
                 if not outcome.passed:
                     failures.append(f"seed {seed}: {outcome.message}")
     assert not failures, f"{len(failures)} false failures, e.g.\n" + "\n".join(failures[:5])
@@ -65,13 +75,19 @@ def release_hw1(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_reference_submission_gets_full_marks_end_to_end(reference_hw1: Path, tmp_path: Path) -> None:
+def test_reference_submission_gets_full_marks_end_to_end(
+    reference_hw1: Path, tmp_path: Path
+) -> None:
     result = grade_submission(reference_hw1, "hw1", GradeOptions(sandbox="none", secret=SECRET))
     assert result.error is None
     lost = [(c.id, c.output) for c in result.checks if c.score < c.max_score]
     assert not lost, lost
     assert result.score == pytest.approx(HW1.total_points)
-    assert result.submission_hash and result.suite_hash and result.seed_derivation.startswith("hmac-sha256:")
+    assert (
+        result.submission_hash
+        and result.suite_hash
+        and result.seed_derivation.startswith("hmac-sha256:")
+    )
     assert result.versions["numpy"] and result.sandbox == "none"
     assert all(c.wall_time >= 0 for c in result.checks)
     paths = write_reports(result, tmp_path)
@@ -104,7 +120,9 @@ def test_hidden_seeds_depend_on_secret_and_submission_and_reproduce() -> None:
 
 def test_regrade_reproduces_exactly_and_public_runs_public_checks(reference_hw1: Path) -> None:
     a = HW1
-    subset = tuple(c for c in a.checks if c.id in ("ops.mul", "ops.softmax", "autodiff.second_order"))
+    subset = tuple(
+        c for c in a.checks if c.id in ("ops.mul", "ops.softmax", "autodiff.second_order")
+    )
     import dataclasses
 
     small = dataclasses.replace(a, checks=subset)

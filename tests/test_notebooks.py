@@ -125,7 +125,10 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
             nb = nbformat.read(path, as_version=4)
             workdir = tmp_path_factory.mktemp(assignment_id)
             nbclient.NotebookClient(
-                nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+                nb,
+                timeout=300,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(workdir)}},
             ).execute()
             results[name] = nb
     finally:
@@ -164,13 +167,17 @@ def nbgrader_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     course = tmp_path_factory.mktemp("course")
     for assignment_id, name in NOTEBOOKS:
         (course / "source" / assignment_id).mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO_ROOT / "assignments" / assignment_id / name, course / "source" / assignment_id)
+        shutil.copy(
+            REPO_ROOT / "assignments" / assignment_id / name, course / "source" / assignment_id
+        )
     command = [
         sys.executable, "-m", "nbgrader", "generate_assignment", "--assignment=*", "--force",
         "--no-db", f"--CourseDirectory.root={course}",
     ]  # fmt: skip
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(course / ".jupyter"))
-    result = subprocess.run(command, cwd=course, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        command, cwd=course, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     return course / "release"
 
@@ -295,5 +302,7 @@ def test_unreadable_notebooks(tmp_path: Path) -> None:
 
 def test_a_cell_that_is_not_python_is_reported(tmp_path: Path) -> None:
     path = notebook(tmp_path, [code_cell("def f(:\n    pass\n", "f")])
-    with pytest.raises(NotebookError, match="cell 'f' of student.ipynb: not valid Python at line 1"):
+    with pytest.raises(
+        NotebookError, match="cell 'f' of student.ipynb: not valid Python at line 1"
+    ):
         extract_graded_source(path, ["f"])

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import tapegrad as tg
+
 from autograder.numeric import close, directional_derivative, gradient_of_projection
 from autograder.opspecs import SPECS, Case, OpSpec, make_inputs
 
 pytestmark = pytest.mark.hw1
 
-CASES = [
-    pytest.param(s, c, id=f"{s.name}[{c.label}]") for s in SPECS for c in s.cases
-]
+CASES = [pytest.param(s, c, id=f"{s.name}[{c.label}]") for s in SPECS for c in s.cases]
 SMALL = 400  # elements: up to this, compare the full gradient entry by entry
 
 
@@ -70,7 +68,9 @@ def test_vjp_matches_finite_differences_of_reference(s: OpSpec, c: Case) -> None
                 assert close(np.sum(g * v), expected, atol=1e-6, rtol=1e-6), f"input {i}"
 
 
-@pytest.mark.parametrize("s,c", [p for p in CASES if p.values[1].label != "large (directional check)"])
+@pytest.mark.parametrize(
+    "s,c", [p for p in CASES if p.values[1].label != "large (directional check)"]
+)
 def test_check_grad_accepts_the_reference(s: OpSpec, c: Case) -> None:
     xs = make_inputs(s, c, _rng(s, c, 2))
     report = tg.check_grad(lambda *ts: s.call(tg, *ts, **c.kwargs), *xs)
@@ -93,7 +93,9 @@ def test_jvp_agrees_with_reverse_mode(s: OpSpec, c: Case) -> None:
     assert close(np.sum(u * ty.numpy()), reverse, atol=1e-8, rtol=1e-8)
 
 
-@pytest.mark.parametrize("s,c", [p for p in CASES if p.values[0].smooth and p.values[1] is p.values[0].cases[0]])
+@pytest.mark.parametrize(
+    "s,c", [p for p in CASES if p.values[0].smooth and p.values[1] is p.values[0].cases[0]]
+)
 def test_second_derivatives(s: OpSpec, c: Case) -> None:
     """The gradient (recorded with create_graph) has correct gradients itself."""
     rng = _rng(s, c, 4)

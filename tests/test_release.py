@@ -44,7 +44,19 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``kit release`` of every assignment (each runs nbgrader: a few seconds)."""
     out = tmp_path_factory.mktemp("releases")
     for assignment_id in IDS:
-        assert main(["release", assignment_id, "--out", str(out / assignment_id), "--root", str(REPO_ROOT)]) == 0
+        assert (
+            main(
+                [
+                    "release",
+                    assignment_id,
+                    "--out",
+                    str(out / assignment_id),
+                    "--root",
+                    str(REPO_ROOT),
+                ]
+            )
+            == 0
+        )
     return {assignment_id: out / assignment_id for assignment_id in IDS}
 
 
@@ -106,11 +118,16 @@ def test_release_layout(releases: dict[str, Path], assignment_id: str) -> None:
     assert f"grade . --assignment {assignment_id} --public" in readme
     assert f"pytest -m {assignment_id}" in readme
     project = tomllib.loads((release / "pyproject.toml").read_text(encoding="utf-8"))
-    assert project["project"]["name"] == "tapegrad" and "numpy>=1.24" in project["project"]["dependencies"]
+    assert (
+        project["project"]["name"] == "tapegrad"
+        and "numpy>=1.24" in project["project"]["dependencies"]
+    )
     public_points = sum(c.points for c in a.public_checks)
     for ci in (".github/workflows/grade.yml", ".gitlab-ci.yml"):
         text = (release / ci).read_text(encoding="utf-8")
-        assert f'ASSIGNMENT: "{assignment_id}"' in text and f'FAIL_UNDER: "{public_points:g}"' in text
+        assert (
+            f'ASSIGNMENT: "{assignment_id}"' in text and f'FAIL_UNDER: "{public_points:g}"' in text
+        )
         assert "--public" in text and "--fail-under" in text and "pytest -m" in text
 
 
@@ -136,7 +153,13 @@ def test_no_solution_line_marker_or_hidden_check_in_the_release(
         assert not lines & secret, f"solution lines in {rel}: {sorted(lines & secret)[:3]}"
         for check_id in hidden_ids:
             assert not re.search(rf"(?<![\w.]){re.escape(check_id)}(?!\w)", text), (check_id, rel)
-    assert find_leaks(releases[assignment_id], leak_patterns(REPO_ROOT, load_assignment(assignment_id, REPO_ROOT))) == []
+    assert (
+        find_leaks(
+            releases[assignment_id],
+            leak_patterns(REPO_ROOT, load_assignment(assignment_id, REPO_ROOT)),
+        )
+        == []
+    )
 
 
 def test_leak_scan_finds_planted_leaks(releases: dict[str, Path], tmp_path: Path) -> None:
@@ -146,16 +169,25 @@ def test_leak_scan_finds_planted_leaks(releases: dict[str, Path], tmp_path: Path
     solution_line = next(iter(sorted(solution_block_lines())))
     hidden_test = "assert abs(derivative(lambda x: 2.0 / x, 4.0) + 0.125) < 1e-12"
     assert hidden_test in patterns.lines
-    (release / "tests" / "test_extra.py").write_text(f"x = 1\n    {solution_line}\n", encoding="utf-8")
-    (release / "notes.md").write_text("# see autodiff.second_order\n### BEGIN SOLUTION hw1\n", encoding="utf-8")
+    (release / "tests" / "test_extra.py").write_text(
+        f"x = 1\n    {solution_line}\n", encoding="utf-8"
+    )
+    (release / "notes.md").write_text(
+        "# see autodiff.second_order\n### BEGIN SOLUTION hw1\n", encoding="utf-8"
+    )
     nb = json.loads((release / "hw1.ipynb").read_text(encoding="utf-8"))
     nb["cells"].append({"cell_type": "markdown", "metadata": {}, "source": [hidden_test]})
     (release / "hw1.ipynb").write_text(json.dumps(nb), encoding="utf-8")
-    leaks = {(leak.path, leak.what.split(" (")[0].split(" from ")[0]) for leak in find_leaks(release, patterns)}
+    leaks = {
+        (leak.path, leak.what.split(" (")[0].split(" from ")[0])
+        for leak in find_leaks(release, patterns)
+    }
     assert ("tests/test_extra.py", "solution text") in leaks
     assert ("notes.md", "the marker 'BEGIN SOLUTION'") in leaks
     assert ("notes.md", "the id of a hidden check of hw1") in leaks
-    assert any(path.startswith("hw1.ipynb cell") and what == "solution text" for path, what in leaks)
+    assert any(
+        path.startswith("hw1.ipynb cell") and what == "solution text" for path, what in leaks
+    )
 
 
 def test_hidden_ids_match_only_as_whole_names(releases: dict[str, Path], tmp_path: Path) -> None:
@@ -192,11 +224,15 @@ def test_kit_release_refuses_a_notebook_leak_in_a_copy_of_the_repo(
     root.mkdir()
     shutil.copy(REPO_ROOT / "pyproject.toml", root)
     for folder in ("solution", "assignments"):
-        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     notebook = root / "assignments" / "hw1" / "hw1.ipynb"
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     leaked = "np.testing.assert_allclose(numerical_derivative(np.exp, xs), np.exp(xs), rtol=1e-8)"
-    nb["cells"].insert(1, {"cell_type": "markdown", "metadata": {}, "source": [f"Hint: `{leaked}`"]})
+    nb["cells"].insert(
+        1, {"cell_type": "markdown", "id": "hint", "metadata": {}, "source": [f"Hint: `{leaked}`"]}
+    )
     notebook.write_text(json.dumps(nb), encoding="utf-8")
     out = tmp_path / "release"
     assert main(["release", "hw1", "--root", str(root), "--out", str(out)]) == 2
@@ -233,7 +269,9 @@ def test_public_tests_fail_on_the_starter_and_pass_on_the_reference(
 ) -> None:
     last = IDS[-1]  # its release holds the public tests of every assignment
     starter = _pytest(releases[last])
-    assert starter.returncode == 1 and "NotImplementedError" in starter.stdout, starter.stdout[-2000:]
+    assert starter.returncode == 1 and "NotImplementedError" in starter.stdout, starter.stdout[
+        -2000:
+    ]
     solved = tmp_path / "solved"
     shutil.copytree(releases[last], solved)
     shutil.rmtree(solved / "tapegrad")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import tapegrad as tg
 from tapegrad import nn, optim
 from tapegrad.data import load_mnist
@@ -35,8 +34,16 @@ def test_mlp_reaches_90_percent_on_the_bundled_sample(mnist, tmp_path: Path) -> 
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     log = io.StringIO()
     start = time.perf_counter()
-    history = fit(model, opt, (prepare_images(train_x), train_y), (prepare_images(test_x), test_y),
-                  epochs=8, batch_size=64, seed=0, stream=log)  # fmt: skip
+    history = fit(
+        model,
+        opt,
+        (prepare_images(train_x), train_y),
+        (prepare_images(test_x), test_y),
+        epochs=8,
+        batch_size=64,
+        seed=0,
+        stream=log,
+    )
     seconds = time.perf_counter() - start
     accuracy = history["test_acc"][-1]
     assert accuracy >= 0.90, f"test accuracy {accuracy:.3f} after 8 epochs"
@@ -67,9 +74,15 @@ def test_early_stopping_ends_training(mnist) -> None:
     model = mlp((784, 32, 10))
     opt = optim.SGD(model.parameters(), lr=1e-9)  # too small to improve the test loss
     stopper = optim.EarlyStopping(patience=2, min_delta=1e-3)
-    history = fit(model, opt, (prepare_images(train_x[:500]), train_y[:500]),
-                  (prepare_images(test_x[:200]), test_y[:200]), epochs=20, early_stopping=stopper,
-                  verbose=False)  # fmt: skip
+    history = fit(
+        model,
+        opt,
+        (prepare_images(train_x[:500]), train_y[:500]),
+        (prepare_images(test_x[:200]), test_y[:200]),
+        epochs=20,
+        early_stopping=stopper,
+        verbose=False,
+    )
     assert history.stopped_early and len(history.epochs) == 3
 
 
@@ -97,16 +110,27 @@ def test_training_keeps_no_graph_alive_across_steps() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not FASHION.is_dir(), reason=f"{FASHION} not present: apt-get install dataset-fashion-mnist")
+@pytest.mark.skipif(
+    not FASHION.is_dir(), reason=f"{FASHION} not present: apt-get install dataset-fashion-mnist"
+)
 def test_mlp_reaches_85_percent_on_fashion_mnist() -> None:
     (train_x, train_y), (test_x, test_y) = load_mnist(FASHION, "train"), load_mnist(FASHION, "test")
     tg.manual_seed(0)
     model = mlp((784, 128, 10))
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     start = time.perf_counter()
-    history = fit(model, opt, (prepare_images(train_x), train_y.astype(np.int64)),
-                  (prepare_images(test_x), test_y.astype(np.int64)), epochs=5, batch_size=128,
-                  verbose=False)  # fmt: skip
+    history = fit(
+        model,
+        opt,
+        (prepare_images(train_x), train_y.astype(np.int64)),
+        (prepare_images(test_x), test_y.astype(np.int64)),
+        epochs=5,
+        batch_size=128,
+        verbose=False,
+    )
     accuracy = history["test_acc"][-1]
-    print(f"Fashion-MNIST MLP: test accuracy {accuracy:.4f} after 5 epochs, {time.perf_counter() - start:.1f} s")
+    print(
+        f"Fashion-MNIST MLP: test accuracy {accuracy:.4f} after 5 epochs, "
+        f"{time.perf_counter() - start:.1f} s"
+    )
     assert accuracy >= 0.85
