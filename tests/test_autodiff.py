@@ -341,3 +341,19 @@ def test_max_shares_the_gradient_between_ties() -> None:
     x = tg.Tensor([2.0, 2.0, 1.0], requires_grad=True)
     x.max().backward()
     np.testing.assert_allclose(x.grad.numpy(), [0.5, 0.5, 0.0])
+
+
+def test_each_leaf_gets_its_own_writable_gradient() -> None:
+    a = tg.Tensor(np.ones(3), requires_grad=True)
+    b = tg.Tensor(np.ones(3), requires_grad=True)
+    c = tg.Tensor(2.0, requires_grad=True)
+    (a + b + c).backward(np.arange(3.0))
+    assert a.grad is not b.grad and not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data *= 10  # in place, as an optimizer might
+    np.testing.assert_array_equal(b.grad.numpy(), [0.0, 1.0, 2.0])
+    assert c.grad.item() == 3.0
+    u = np.ones(3)
+    x = tg.Tensor(np.zeros(3), requires_grad=True)
+    x.backward(u)  # the leaf itself: its gradient must not be the caller's array
+    x.grad.data += 1
+    np.testing.assert_array_equal(u, 1.0)

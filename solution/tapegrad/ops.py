@@ -1217,7 +1217,8 @@ def _bind_methods() -> None:
         setattr(Tensor, name, fn)
     for op in ("eq", "ne", "lt", "le", "gt", "ge"):
         setattr(Tensor, f"__{op}__", _compare(op))
-    Tensor.__hash__ = object.__hash__  # type: ignore[method-assign]  (== is elementwise)
+    # == is elementwise, so hashing falls back to identity, as for PyTorch tensors
+    Tensor.__hash__ = object.__hash__  # type: ignore[method-assign,assignment]
 
 
 _bind_methods()

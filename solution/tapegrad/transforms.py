@@ -37,7 +37,7 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
     differentiated again: ``tg.grad(tg.grad(f))`` is the second derivative.
     """
     single = isinstance(argnums, int)
-    nums = (argnums,) if single else tuple(argnums)  # type: ignore[arg-type]
+    nums: tuple[int, ...] = (argnums,) if isinstance(argnums, int) else tuple(argnums)
 
     def grad_f(*args: Any, **kwargs: Any) -> Any:
         for n in nums:

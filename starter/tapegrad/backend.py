@@ -9,8 +9,9 @@ so every CUDA code path (device tags, transfers, mixing errors) runs on machines
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

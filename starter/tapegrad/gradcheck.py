@@ -70,7 +70,8 @@ class GradCheckReport:
         lines = [
             f"check_grad({self.name}): output shape {self.output_shape}, "
             f"atol={self.atol:g}, rtol={self.rtol:g}",
-            f"  {'input':<6}{'shape':<16}{'method':<22}{'max abs err':>12}{'max rel err':>12}  result",
+            f"  {'input':<6}{'shape':<16}{'method':<22}"
+            f"{'max abs err':>12}{'max rel err':>12}  result",
         ]
         for r in self.inputs:
             verdict = "ok" if r.ok else f"FAIL at {r.where}"
@@ -142,9 +143,13 @@ def _vjp(f: Callable[..., Tensor], xs: list[np.ndarray], u: np.ndarray) -> list[
 
 
 def _compare(
-    report: InputReport, analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol: float,
+    report: InputReport,
+    analytic: np.ndarray,
+    numeric: np.ndarray,
+    atol: float,
+    rtol: float,
     describe: Callable[[tuple[int, ...]], str],
-) -> InputReport:  # fmt: skip
+) -> InputReport:
     err = np.abs(analytic - numeric)
     bad = ~(err <= atol + rtol * np.abs(numeric))  # NaN counts as bad
     rel = err / np.maximum(np.abs(numeric), 1e-12)
@@ -152,7 +157,9 @@ def _compare(
     report.max_rel_error = float(np.nanmax(rel)) if rel.size else 0.0
     if bad.any():
         report.ok = False
-        worst = np.unravel_index(int(np.argmax(np.where(bad, np.nan_to_num(err, nan=np.inf), -1))), bad.shape)
+        worst = np.unravel_index(
+            int(np.argmax(np.where(bad, np.nan_to_num(err, nan=np.inf), -1))), bad.shape
+        )
         report.where = describe(tuple(int(k) for k in worst)) + (
             f": backward {analytic[worst]:.6g}, finite differences {numeric[worst]:.6g}"
         )

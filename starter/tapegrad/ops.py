@@ -584,9 +584,7 @@ class SumTo(Function):
 
 def _is_basic_index(index: tuple[Any, ...]) -> bool:
     """True when ``index`` has only ints, slices, None and Ellipsis (so no element repeats)."""
-    return all(
-        isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in index
-    )
+    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in index)
 
 
 class GetItem(Function):
@@ -898,7 +896,8 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     for t in tensors:
         if t.shape != shape:
             raise ValueError(
-                "stack: all tensors need the same shape, got " + ", ".join(str(t.shape) for t in tensors)
+                "stack: all tensors need the same shape, got "
+                + ", ".join(str(t.shape) for t in tensors)
             )
     axis = _single_axis(axis, len(shape) + 1)
     expanded = shape[:axis] + (1,) + shape[axis:]
@@ -918,8 +917,14 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
 
 
 def _compare(op: str) -> Any:
-    ufunc = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal",
-             "gt": "greater", "ge": "greater_equal"}[op]  # fmt: skip
+    ufunc = {
+        "eq": "equal",
+        "ne": "not_equal",
+        "lt": "less",
+        "le": "less_equal",
+        "gt": "greater",
+        "ge": "greater_equal",
+    }[op]
 
     def compare(a: Tensor, b: Any) -> Tensor:
         a, b = _pair(a, b)
@@ -947,22 +952,49 @@ def _bind_methods() -> None:
         return matmul(b, a)
 
     table = {
-        "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": rsub,
-        "__mul__": mul, "__rmul__": mul, "__truediv__": div, "__rtruediv__": rdiv,
-        "__pow__": pow, "__rpow__": rpow, "__matmul__": matmul, "__rmatmul__": rmatmul,
-        "__neg__": neg, "__getitem__": getitem,
-        "exp": exp, "log": log, "sqrt": sqrt, "sin": sin, "cos": cos, "tanh": tanh,
-        "sigmoid": sigmoid, "relu": relu, "abs": abs, "__abs__": abs,
-        "sum": sum, "mean": mean, "max": max, "min": min,
-        "logsumexp": logsumexp, "softmax": softmax, "log_softmax": log_softmax,
-        "reshape": reshape, "transpose": transpose, "broadcast_to": broadcast_to,
-        "sum_to": sum_to, "swapaxes": swapaxes,
-    }  # fmt: skip
+        "__add__": add,
+        "__radd__": add,
+        "__sub__": sub,
+        "__rsub__": rsub,
+        "__mul__": mul,
+        "__rmul__": mul,
+        "__truediv__": div,
+        "__rtruediv__": rdiv,
+        "__pow__": pow,
+        "__rpow__": rpow,
+        "__matmul__": matmul,
+        "__rmatmul__": rmatmul,
+        "__neg__": neg,
+        "__getitem__": getitem,
+        "exp": exp,
+        "log": log,
+        "sqrt": sqrt,
+        "sin": sin,
+        "cos": cos,
+        "tanh": tanh,
+        "sigmoid": sigmoid,
+        "relu": relu,
+        "abs": abs,
+        "__abs__": abs,
+        "sum": sum,
+        "mean": mean,
+        "max": max,
+        "min": min,
+        "logsumexp": logsumexp,
+        "softmax": softmax,
+        "log_softmax": log_softmax,
+        "reshape": reshape,
+        "transpose": transpose,
+        "broadcast_to": broadcast_to,
+        "sum_to": sum_to,
+        "swapaxes": swapaxes,
+    }
     for name, fn in table.items():
         setattr(Tensor, name, fn)
     for op in ("eq", "ne", "lt", "le", "gt", "ge"):
         setattr(Tensor, f"__{op}__", _compare(op))
-    Tensor.__hash__ = object.__hash__  # type: ignore[method-assign]  (== is elementwise)
+    # == is elementwise, so hashing falls back to identity, as for PyTorch tensors
+    Tensor.__hash__ = object.__hash__  # type: ignore[method-assign,assignment]
 
 
 _bind_methods()

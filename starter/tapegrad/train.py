@@ -25,9 +25,18 @@ from .random import manual_seed
 from .tensor import Tensor, no_grad
 
 __all__ = [
-    "History", "prepare_images", "mlp", "cnn", "accuracy", "evaluate", "predict",
-    "train_epoch", "fit", "plot_history", "main",
-]  # fmt: skip
+    "History",
+    "prepare_images",
+    "mlp",
+    "cnn",
+    "accuracy",
+    "evaluate",
+    "predict",
+    "train_epoch",
+    "fit",
+    "plot_history",
+    "main",
+]
 
 Loss = Callable[[Tensor, Any], Tensor]
 
@@ -63,10 +72,15 @@ def mlp(sizes: Iterable[int] = (784, 128, 10)) -> nn.Sequential:
 def cnn(channels: int = 8, classes: int = 10) -> nn.Sequential:
     """A small CNN for 28x28 digits: conv-relu-pool twice, then a linear classifier."""
     return nn.Sequential(
-        nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(2 * channels * 7 * 7, classes),
-    )  # fmt: skip
+        nn.Conv2d(1, channels, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(channels, 2 * channels, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * channels * 7 * 7, classes),
+    )
 
 
 def accuracy(logits: Tensor, labels: Any) -> float:
@@ -75,7 +89,9 @@ def accuracy(logits: Tensor, labels: Any) -> float:
     return float(np.mean(predicted == np.asarray(labels)))
 
 
-def predict(model: nn.Module, images: np.ndarray, batch_size: int = 1000, device: str = "cpu") -> np.ndarray:
+def predict(
+    model: nn.Module, images: np.ndarray, batch_size: int = 1000, device: str = "cpu"
+) -> np.ndarray:
     """Predicted labels for ``images`` (already prepared), in eval mode, without a tape."""
     was_training = model.training
     model.eval()
@@ -89,9 +105,13 @@ def predict(model: nn.Module, images: np.ndarray, batch_size: int = 1000, device
 
 
 def evaluate(
-    model: nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000,
-    loss_fn: Loss = nn.functional.cross_entropy, device: str = "cpu",
-) -> tuple[float, float]:  # fmt: skip
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int = 1000,
+    loss_fn: Loss = nn.functional.cross_entropy,
+    device: str = "cpu",
+) -> tuple[float, float]:
     """(mean loss, accuracy) on a whole dataset, in eval mode."""
     was_training = model.training
     model.eval()
@@ -129,9 +149,14 @@ class _Progress:
 
 
 def train_epoch(
-    model: nn.Module, loader: DataLoader, optimizer: Any, loss_fn: Loss = nn.functional.cross_entropy,
-    device: str = "cpu", clip: float | None = None, progress: _Progress | None = None,
-) -> tuple[float, float]:  # fmt: skip
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: Any,
+    loss_fn: Loss = nn.functional.cross_entropy,
+    device: str = "cpu",
+    clip: float | None = None,
+    progress: _Progress | None = None,
+) -> tuple[float, float]:
     """One pass over ``loader``: forward, loss, backward, (clip), step. Returns the mean
     training loss and accuracy. The loss is read back with ``.item()`` once per batch; each
     step's graph is dropped when ``loss`` is rebound, so memory stays flat."""
@@ -181,9 +206,16 @@ def fit(
         loss, acc = train_epoch(model, loader, optimizer, loss_fn, device, clip, bar)
         if bar is not None:
             bar.close()
-        row = {"epoch": epoch, "train_loss": loss, "train_acc": acc, "seconds": time.perf_counter() - start}
+        row = {
+            "epoch": epoch,
+            "train_loss": loss,
+            "train_acc": acc,
+            "seconds": time.perf_counter() - start,
+        }
         if test is not None:
-            row["test_loss"], row["test_acc"] = evaluate(model, *test, loss_fn=loss_fn, device=device)
+            row["test_loss"], row["test_acc"] = evaluate(
+                model, *test, loss_fn=loss_fn, device=device
+            )
         history.epochs.append(row)
         if verbose:
             line = f"epoch {epoch:>3}: train loss {loss:.4f} acc {acc:.4f}"
@@ -191,10 +223,16 @@ def fit(
                 line += f" | test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}"
             stream.write(line + f" ({row['seconds']:.1f} s)\n")
             stream.flush()
-        if early_stopping is not None and test is not None and early_stopping.step(row["test_loss"]):
+        if (
+            early_stopping is not None
+            and test is not None
+            and early_stopping.step(row["test_loss"])
+        ):
             history.stopped_early = True
             if verbose:
-                stream.write(f"early stopping: no improvement for {early_stopping.patience} epochs\n")
+                stream.write(
+                    f"early stopping: no improvement for {early_stopping.patience} epochs\n"
+                )
             break
     return history
 
@@ -227,7 +265,9 @@ def plot_history(history: History, path: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tapegrad.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tapegrad.train", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -235,7 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--momentum", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--data", default=None, help="directory of IDX files (default: MNIST_DIR or the bundled sample)")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="directory of IDX files (default: MNIST_DIR or the bundled sample)",
+    )
     parser.add_argument("--plot", default=None, help="save learning curves to this PNG")
     args = parser.parse_args(argv)
 
@@ -247,9 +291,20 @@ def main(argv: list[str] | None = None) -> int:
     test = (prepare_images(test_x, flat), test_y.astype(np.int64))
     model = (mlp() if flat else cnn()).to(args.device)
     opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    print(f"{args.model} on {len(train[0])} training / {len(test[0])} test images, device {args.device}")
-    history = fit(model, opt, train, test, epochs=args.epochs, batch_size=args.batch_size,
-                  seed=args.seed, device=args.device)  # fmt: skip
+    print(
+        f"{args.model} on {len(train[0])} training / {len(test[0])} test images, "
+        f"device {args.device}"
+    )
+    history = fit(
+        model,
+        opt,
+        train,
+        test,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+    )
     if args.plot and plot_history(history, args.plot):
         print(f"learning curves saved to {args.plot}")
     return 0

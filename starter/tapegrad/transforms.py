@@ -37,7 +37,7 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
     differentiated again: ``tg.grad(tg.grad(f))`` is the second derivative.
     """
     single = isinstance(argnums, int)
-    nums = (argnums,) if single else tuple(argnums)  # type: ignore[arg-type]
+    nums: tuple[int, ...] = (argnums,) if isinstance(argnums, int) else tuple(argnums)
 
     def grad_f(*args: Any, **kwargs: Any) -> Any:
         for n in nums:
@@ -60,7 +60,9 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
         results = []
         for x in wrt:
             g = grads.get(x)
-            results.append(g if g is not None else Tensor._make(x.backend.xp.zeros_like(x.data), x.device))
+            results.append(
+                g if g is not None else Tensor._make(x.backend.xp.zeros_like(x.data), x.device)
+            )
         return results[0] if single else tuple(results)
 
     grad_f.__name__ = f"grad({getattr(f, '__name__', 'f')})"
@@ -96,7 +98,9 @@ def jvp(f: Callable[..., Any], primals: Any, tangents: Any) -> tuple[Any, Any]:
     for y in outs:
         t = y._tangent
         y._tangent = None
-        out_tangents.append(t if t is not None else Tensor._make(y.backend.xp.zeros_like(y.data), y.device))
+        out_tangents.append(
+            t if t is not None else Tensor._make(y.backend.xp.zeros_like(y.data), y.device)
+        )
     for x in xs:
         x._tangent = None
     if isinstance(out, (tuple, list)):
