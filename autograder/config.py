@@ -10,7 +10,7 @@ validated on load, and every error names the file and the field::
 Unknown keys are errors too (a misspelt ``visiblity`` would otherwise silently leave a check
 hidden), with a "did you mean" suggestion.
 
-Schema (``assignments/hw1/assignment.toml`` shows every field in use)::
+Schema (the files under ``assignments/`` show it in use; hw1's has it as a comment)::
 
     [assignment]
     id = "hw1"                    # must equal the folder name under assignments/

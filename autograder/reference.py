@@ -5,7 +5,9 @@ under their release names. The reference one holds the instructor's: ``solution/
 as it is (solutions kept) and the nbgrader source notebooks (solutions and hidden tests kept).
 Grading it must give full marks, which makes it the end-to-end test of an assignment's checks.
 It is also the convenient way to run the source notebooks: ``tapegrad/`` sits next to them, so
-``import tapegrad`` works from the notebook's directory, as it does in a student's release.
+``import tapegrad`` works from the notebook's directory, as it does in a student's release
+(``tg.data.load_mnist()`` finds the bundled sample above the package when the reference is
+under the repository, as with the default ``--out``; elsewhere, set ``MNIST_DIR``).
 
 The directory is built in a temporary directory beside ``DIR`` and moved into place when
 complete (see :func:`autograder.release.write_atomically`).

@@ -115,27 +115,19 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """The source notebooks executed top to bottom with the reference package, by nbclient."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT / "solution"), old]))
-    os.environ.setdefault("MPLBACKEND", "Agg")
     results = {}
-    try:
+    with pytest.MonkeyPatch.context() as mp:  # the kernel imports tapegrad from solution/
+        old = os.environ.get("PYTHONPATH")
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT / "solution"), old])))
+        mp.setenv("MPLBACKEND", "Agg")
         for assignment_id, name in NOTEBOOKS:
-            path = REPO_ROOT / "assignments" / assignment_id / name
-            nb = nbformat.read(path, as_version=4)
+            nb = nbformat.read(REPO_ROOT / "assignments" / assignment_id / name, as_version=4)
             workdir = tmp_path_factory.mktemp(assignment_id)
+            resources = {"metadata": {"path": str(workdir)}}
             nbclient.NotebookClient(
-                nb,
-                timeout=300,
-                kernel_name="python3",
-                resources={"metadata": {"path": str(workdir)}},
+                nb, timeout=300, kernel_name="python3", resources=resources
             ).execute()
             results[name] = nb
-    finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH")
-        else:
-            os.environ["PYTHONPATH"] = old
     return results
 
 

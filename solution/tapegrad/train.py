@@ -84,9 +84,12 @@ def cnn(channels: int = 8, classes: int = 10) -> nn.Sequential:
 
 
 def accuracy(logits: Tensor, labels: Any) -> float:
-    """Fraction of rows whose largest logit is at the label."""
+    """Fraction of rows of ``logits`` [N, C] whose largest entry is at the index ``labels[n]``,
+    as a Python float."""
+    ### BEGIN SOLUTION hw2
     predicted = np.argmax(logits.numpy(), axis=1)
     return float(np.mean(predicted == np.asarray(labels)))
+    ### END SOLUTION
 
 
 def predict(
