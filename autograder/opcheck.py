@@ -130,6 +130,12 @@ def _judge_op(
     arrays = list(arrays)
     family = s.topic == "stable softmax"
     (out,) = _take(arrays, 1)
+    if out.dtype.kind != "f":
+        return Verdict(
+            False,
+            f"forward: the result has dtype {out.dtype}, expected floating point",
+            "wrong_dtype",
+        )
     verdict = compare_values("forward", out, expected, softmax_family=family)
     if not verdict.ok:
         return verdict
@@ -144,7 +150,7 @@ def _judge_op(
     (out32,) = _take(arrays, 1)
 
     for i, g in enumerate(grads if vjp else ()):
-        verdict = _judge_gradient(f, xs, i, g, u, expected.shape, rng, s)
+        verdict = _judge_gradient(f, xs, i, g, u, expected.shape, rng, s, _repeats(case))
         if not verdict.ok:
             return verdict
     for i, (g1, g2) in enumerate(zip(grads, grads2) if vjp else ()):
@@ -182,13 +188,14 @@ def _judge_gradient(
     out_shape: tuple[int, ...],
     rng: np.random.Generator,
     s: OpSpec,
+    repeats: bool = False,
 ) -> Verdict:
     what = f"gradient of input {i}"
     x = xs[i]
     common = dict(
         input_shape=x.shape,
         output_shape=out_shape,
-        reused_node=s.topic.startswith("tape"),
+        reused_node=s.topic.startswith("tape") or repeats,
         softmax_family=s.topic == "stable softmax",
     )
     if g is None or g.shape != x.shape or x.size <= FULL_GRADIENT_LIMIT:
@@ -227,10 +234,10 @@ def _judge_jvp(
     if not verdict.ok:
         return verdict
     expected = sum(directional_derivative(f, xs, i, v) for i, v in enumerate(vs))
-    verdict = compare_values("jvp tangent", tangent, np.asarray(expected))
-    if not verdict.ok and verdict.bug_class == "wrong_forward":
-        verdict.bug_class = "wrong_gradient"
-    return verdict
+    expected = np.asarray(expected)
+    return classify_gradient(
+        "jvp tangent", tangent, expected, input_shape=expected.shape, output_shape=expected.shape
+    )
 
 
 def _judge_hvp(
@@ -267,3 +274,13 @@ def _judge_hvp(
 
 
 _JUDGES = {"jvp": _judge_jvp, "hvp": _judge_hvp}
+
+
+def _repeats(case: Case) -> bool:
+    index = case.kwargs.get("index")
+    parts = index if isinstance(index, tuple) else (index,)
+    arrays = [np.asarray(p) for p in parts if isinstance(p, np.ndarray)]
+    if not arrays:
+        return False
+    rows = np.stack(np.broadcast_arrays(*arrays), -1).reshape(-1, len(arrays))
+    return len(np.unique(rows, axis=0)) < len(rows)

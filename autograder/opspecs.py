@@ -196,9 +196,9 @@ SPECS: tuple[OpSpec, ...] = (
     ),
     OpSpec(
         "pow_scalar",
-        lambda tg, a: a**3 + a**-0.5,
-        lambda a: a**3 + a**-0.5,
-        UNARY,
+        lambda tg, a, p: a**p,
+        lambda a, p: a**p,
+        tuple(Case(c.shapes, f"{c.label}, a**{p:g}", {"p": p}) for p in (3.0, -0.5) for c in UNARY),
         ("positive",),
         topic="arithmetic",
     ),

@@ -288,7 +288,10 @@ def grade_submission(
     deadline = started + a.time_limit
     try:
         with WorkerSession(sandbox, sub.root, options.device, deadline) as session:
-            hello = session.start()
+            try:
+                hello = session.start()
+            except WorkerError as exc:  # died or hung while importing the submission
+                hello = {"ok": False, "error": str(exc)}
             result.versions = _versions(hello, options.device)
             if not hello.get("ok"):
                 result.error = f"tapegrad could not be imported: {hello.get('error')}"

@@ -574,41 +574,9 @@ CATALOGUE: tuple[Bug, ...] = (
 
 # Entries where the grader names another class than the right one: what it says instead, and
 # the proposed fix (in autograder/, not done here). Strict xfail: a fix makes them pass.
-MISLABELLED: dict[str, str] = {
-    "matmul_batch_no_sum_to": (
-        "grader says wrong_shape for a (2, 4, 2) gradient of a (4, 2) input (batch axes not "
-        "summed): "
-        "diagnose.classify_gradient only calls a shape missing_broadcast_reduction when it equals "
-        "the output or the broadcast shape; fix: also when got.shape ends with input_shape after "
-        "extra leading axes, or broadcasts to input_shape's broadcast with them"
-    ),
-    "pow_forgets_exponent": (
-        "grader says wrong_gradient (only the one-element 'scalar' case says constant_factor, "
-        "vacuously): the pow_scalar spec checks a**3 + a**-0.5 together, so a missing exponent "
-        "factor is never a constant multiple; fix: opspecs pow_scalar as separate cases with an "
-        "exponent kwarg (a**3, a**-0.5) or two specs"
-    ),
-    "sum_backward_no_expand": (
-        "grader says missing_broadcast_reduction for a gradient in the reduced (output) shape; "
-        "fix: in classify_gradient, got.shape == output_shape means missing_broadcast_reduction "
-        "only when the output is larger than the input (prod(output) > prod(input)); a smaller "
-        "one is wrong_shape ('expand it back over the reduced axes')"
-    ),
-    "reshape_backward_noop": (
-        "grader says missing_broadcast_reduction for a gradient left in the output's shape (same "
-        "size, no broadcasting); same fix as sum_backward_no_expand"
-    ),
-    "getitem_overwrite": (
-        "grader says wrong_gradient: reused_node is set only for 'tape' topics, though an index "
-        "array with repeats uses elements several times; fix: opcheck._judge_gradient passes "
-        "reused_node=True also for cases whose index has repeated entries (a Case flag)"
-    ),
-    "sin_jvp_sign": (
-        "grader says wrong_gradient: opcheck._judge_jvp compares the tangent with compare_values "
-        "only; fix: judge it with classify_gradient (input_shape=output_shape=out.shape) so sign "
-        "and constant factors are named"
-    ),
-}
+# Entries where the grader names another class than the right one, with the reason; empty
+# since the fixes to diagnose.py and opcheck.py that this catalogue motivated.
+MISLABELLED: dict[str, str] = {}
 
 BY_ID = {b.id: b for b in CATALOGUE}
 
@@ -794,11 +762,6 @@ def test_relu_mask_ge_is_not_a_bug_on_the_domain(
     assert c.score == c.max_score, c.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="diagnose._scale treats any one-element gradient as a "
-    "constant multiple: it should return None for fewer than 2 elements",
-)
 def test_one_element_gradient_is_not_called_a_constant_factor(
     graded: dict[str, GradingResult],
 ) -> None:
