@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
-from ..backend import get_backend
+from ..backend import device_of_array
 from ..tensor import Function, Tensor
 
 __all__ = ["CrossEntropy", "cross_entropy", "mse_loss"]
@@ -79,7 +79,9 @@ def _check_labels(logits: Tensor, labels: Any) -> Any:
                 "the labels with .to(device)"
             )
         array = labels.data
+        host = array if labels.device == "cpu" else None
     else:
+        host = np.asarray(labels) if device_of_array(labels) == "cpu" else None
         array = Tensor(labels, device=logits.device).data
     n, c = logits.shape
     if array.dtype.kind not in "iu":
@@ -92,9 +94,10 @@ def _check_labels(logits: Tensor, labels: Any) -> Any:
             f"cross_entropy: labels have shape {tuple(array.shape)}, expected ({n},) to match "
             f"logits of shape {logits.shape}"
         )
-    xp = get_backend(logits.device).xp
-    if n and bool(xp.any((array < 0) | (array >= c))):
-        bad = array[(array < 0) | (array >= c)]
+    # Range-check labels that live on the host; on a GPU the check would wait for the device
+    # on every training step, so device-resident labels are trusted.
+    if n and host is not None and bool(np.any((host < 0) | (host >= c))):
+        bad = host[(host < 0) | (host >= c)]
         raise ValueError(
             f"cross_entropy: labels must be class indices in [0, {c}) for {c} logits per row, "
             f"got {int(bad[0])}"
