@@ -893,11 +893,12 @@ def _optim_case(
     spec = table[v]
     shapes, steps = spec["shapes"], spec["steps"]
     arrays = [rng.standard_normal(s) for s in shapes]
-    for s in shapes:
+    for s, start in zip(shapes, list(arrays)):
         if spec["mode"] == "given":  # away from 0, where Adam's g / sqrt(v) is touchy
             arrays.append(rng.choice([-1.0, 1.0], (steps, *s)) * rng.uniform(0.3, 2.0, (steps, *s)))
-        else:  # loss = sum(a * (p - c)**2)
-            arrays += [rng.uniform(0.5, 2.0, s), rng.standard_normal(s)]
+        else:  # loss = sum(a * (p - c)**2), c at least 1 away: Adam's g never comes near 0
+            away = rng.choice([-1.0, 1.0], s) * rng.uniform(1.0, 2.0, s)
+            arrays += [rng.uniform(0.5, 2.0, s), start + away]
     params = {k: val for k, val in spec.items() if k not in ("label", "shapes")}
     params.update(
         variant=v,
@@ -926,11 +927,13 @@ def _optim_run(
                 q.grad = None if (k, t) in skip else tg.Tensor(arrays[n + k][t].copy())
         else:
             opt.zero_grad()
-            loss = None
+            terms = []
             for k, q in enumerate(params):
                 a, c = tg.Tensor(arrays[n + 2 * k]), tg.Tensor(arrays[n + 2 * k + 1])
-                term = ((q - c) ** 2 * a).sum()
-                loss = term if loss is None else loss + term
+                terms.append(((q - c) ** 2 * a).sum())
+            loss = terms[0]
+            for term in terms[1:]:
+                loss = loss + term
             loss.backward()
         opt.step()
         for k, q in enumerate(params):
@@ -1101,7 +1104,8 @@ def _clip_ref(
 
 # ---- initialisation -----------------------------------------------------------------------------
 
-_XAVIER = (  # label, shape, keyword arguments
+InitCase = tuple[str, tuple[int, ...], dict[str, Any]]
+_XAVIER: tuple[InitCase, ...] = (  # label, shape, keyword arguments
     ("Linear-shaped (256, 512) weight", (256, 512), {}),
     ("(128, 1024) weight, gain 5/3", (128, 1024), {"gain": 5.0 / 3.0}),
     (
@@ -1110,7 +1114,7 @@ _XAVIER = (  # label, shape, keyword arguments
         {},
     ),
 )
-_KAIMING = (
+_KAIMING: tuple[InitCase, ...] = (
     ("(256, 512) weight, defaults (a=0, mode='fan_in', nonlinearity='leaky_relu')", (256, 512), {}),
     ("(512, 256) weight, a=sqrt(5) (PyTorch's Linear default)", (512, 256), {"a": math.sqrt(5.0)}),
     (
@@ -1422,7 +1426,7 @@ def _build_net(tg: ModuleType) -> tuple[Any, list[Any], list[Any]]:
     """The probe model, its parameters in registration order and its modules (NET_*)."""
     nn = tg.nn
 
-    class Block(nn.Module):
+    class Block(nn.Module):  # type: ignore[name-defined,misc]
         def __init__(self, n: int) -> None:
             super().__init__()
             self.lin = nn.Linear(n, n)
@@ -1431,7 +1435,7 @@ def _build_net(tg: ModuleType) -> tuple[Any, list[Any], list[Any]]:
         def forward(self, x: Any) -> Any:
             return tg.relu(self.lin(x)) * self.gain
 
-    class Net(nn.Module):
+    class Net(nn.Module):  # type: ignore[name-defined,misc]
         def __init__(self, first: Any, blocks: list[Any], act: Any, bn: Any, head: Any) -> None:
             super().__init__()
             self.first, self.blocks, self.act, self.bn, self.head = first, blocks, act, bn, head
@@ -1517,9 +1521,6 @@ def _module_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
     keys = [str(k) for k in state.keys()]
     copy, _, _ = _build_net(tg)
     copy.load_state_dict(state)
-    net.eval()
-    copy.eval()
-    outs = [to_array(tg, m(tg.Tensor(arrays[2])), "the model") for m in (net, copy)]
     loaded = copy.state_dict()
     common = [k for k in keys if k in loaded]
     flat = [
@@ -1528,6 +1529,9 @@ def _module_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
         )
         for s in (state, loaded)
     ]
+    net.eval()
+    copy.eval()
+    outs = [to_array(tg, m(tg.Tensor(arrays[2])), "the model") for m in (net, copy)]
     names = np.frombuffer("\n".join(keys).encode("utf-8", "replace"), dtype=np.uint8).copy()
     return [names, *outs, *flat]
 
@@ -1594,9 +1598,8 @@ def _module_judge(p: Params, arrays: Arrays, got: Outputs, expected: Outputs) ->
     names, out_a, out_b, state_a, state_b = got
     keys = bytes(np.asarray(names, dtype=np.uint8)).decode("utf-8", "replace").split("\n")
     keys = [k for k in keys if k]
-    want = set(NET_PARAMETERS + NET_BUFFERS)
     missing = [k for k in NET_PARAMETERS + NET_BUFFERS if k not in keys]
-    extra = [k for k in keys if k not in want and k not in NET_OPTIONAL]
+    extra = [k for k in keys if k not in NET_PARAMETERS + NET_BUFFERS + NET_OPTIONAL]
     if missing or extra:
         parts = ([f"missing {_names(missing)}"] if missing else []) + (
             [f"unexpected {_names(extra)}"] if extra else []
@@ -1924,7 +1927,7 @@ def module_handler(
     params = dict(header.get("params") or {})
     outputs = probe.run(tg, params, [np.array(a, copy=True) for a in arrays])
     none = [i for i, out in enumerate(outputs) if out is None]
-    return {"none": none}, [np.ascontiguousarray(out) for out in outputs if out is not None]
+    return {"none": none}, [np.asarray(out, order="C") for out in outputs if out is not None]
 
 
 def _unpack(header: dict[str, Any], arrays: list[np.ndarray], count: int) -> Outputs:

@@ -101,9 +101,7 @@ RECIPES: dict[str, Recipe] = {
 
 
 def _prepare(images: np.ndarray, flatten: bool) -> np.ndarray:
-    x = (images.astype(np.float32) / np.float32(255.0) - np.float32(MNIST_MEAN)) / np.float32(
-        MNIST_STD
-    )
+    x = (images.astype(np.float32) / 255.0 - MNIST_MEAN) / MNIST_STD  # stays float32
     return x.reshape(len(x), -1) if flatten else x.reshape(len(x), 1, *images.shape[1:])
 
 
@@ -205,10 +203,11 @@ def run_train_check(
     test_labels: np.ndarray,
     timeout: float | None = None,
 ) -> tuple[list[CaseOutcome], dict[str, Any]]:
-    """Train in the worker, judge the test accuracy here. ``request(header, arrays,
-    timeout=...)`` talks to the worker and raises :class:`~autograder.opcheck.RequestFailed`
-    when the student's code fails. Returns one outcome and the extra figures for the result
-    (``accuracy``, ``threshold``, ``dataset``, ``seconds``, ``losses``)."""
+    """Train in the worker, judge the test accuracy here. ``request(header, arrays)`` talks to
+    the worker (with the check's time limit, ``timeout`` seconds, which only the messages
+    mention) and raises :class:`~autograder.opcheck.RequestFailed` when the student's code
+    fails. Returns one outcome and the extra figures for the result (``accuracy``,
+    ``threshold``, ``dataset``, ``seconds``, ``losses``)."""
     recipe = RECIPES.get(check.recipe or "")
     if recipe is None:
         raise KeyError(
@@ -235,10 +234,14 @@ def run_train_check(
     label = f"{recipe.name} on {dataset_name}"
     start = time.perf_counter()
     try:
-        _, arrays = request(header, [train[0], train[1], test_images], timeout=timeout)
+        _, arrays = request(header, [train[0], train[1], test_images])
     except RequestFailed as exc:
         extra["seconds"] = round(time.perf_counter() - start, 2)
-        return [CaseOutcome(label, False, f"training failed: {exc}", exc.bug_class)], extra
+        message = f"training failed: {exc}"
+        if exc.bug_class == "timeout" and timeout:
+            message += (f" (the limit for training {epochs} epochs is {timeout:g} s: is a layer "
+                        "or an op much slower than it should be?)")  # fmt: skip
+        return [CaseOutcome(label, False, message, exc.bug_class)], extra
     seconds = time.perf_counter() - start
     extra["seconds"] = round(seconds, 2)
     problem = _check_reply(arrays, len(test_labels), epochs)

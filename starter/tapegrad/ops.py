@@ -38,11 +38,23 @@ def _lift(value: Any, like: Tensor) -> Tensor:
     """
     if isinstance(value, (bool, int, float)):
         dtype = like.data.dtype
-        if dtype.kind != "f":
-            dtype = np.result_type(dtype, value)
-        xp = np if like.device == "cpu" else like.backend.xp
-        return Tensor._make(xp.asarray(value, dtype=dtype), like.device)
+        key = (value, type(value), dtype, like.device)
+        constant = _CONSTANTS.get(key)
+        if constant is None:
+            if dtype.kind != "f":
+                dtype = np.result_type(dtype, value)
+            xp = np if like.device == "cpu" else like.backend.xp
+            constant = Tensor._make(xp.asarray(value, dtype=dtype), like.device)
+            if len(_CONSTANTS) >= 1024:  # e.g. a learning-rate schedule: don't grow forever
+                _CONSTANTS.clear()
+            _CONSTANTS[key] = constant
+        return constant
     return Tensor(value, device=like.device)
+
+
+# Lifted Python numbers, reused: backward rules lift the same few (1.0, 2.0, 0.0) constantly.
+# They never require grad and no op writes into its inputs, so sharing them is safe.
+_CONSTANTS: dict[tuple[Any, ...], Tensor] = {}
 
 
 def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
