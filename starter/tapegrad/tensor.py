@@ -346,7 +346,9 @@ class Tensor:
             if leaf.grad is not None:
                 leaf.grad = leaf.grad + g
                 continue
-            if not create_graph and (id(g) in handed_out or not getattr(g.data.flags, "writeable", True)):
+            if not create_graph and (
+                id(g) in handed_out or not getattr(g.data.flags, "writeable", True)
+            ):
                 # one gradient object can reach several leaves (a + b hands gy to both) or be
                 # a read-only broadcast view: give each leaf its own array, as PyTorch does
                 g = Tensor._make(g.data.copy(), g.device)
