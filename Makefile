@@ -24,6 +24,7 @@ test: $(STAMP) system-deps
 bench: $(STAMP)
 	$(PY) bench/bench_ops.py
 	$(PY) bench/bench_mlp.py
+	$(PY) bench/bench_grade.py
 
 starter: $(STAMP)
 	$(VENV)/bin/kit starter
