@@ -47,6 +47,36 @@ BUG_CLASSES: dict[str, str] = {
     "mutated_input": "the op changed its input arrays in place",
     "crash": "the code raised an exception",
     "timeout": "no answer in time (an infinite loop, or far too slow)",
+    # modules, optimizers and initializers (modprobes.py)
+    "train_eval_mode": (
+        "training and evaluation mode are mixed up: Dropout must be the identity and BatchNorm "
+        "must use its running statistics after eval(), and train()/eval() must reach every "
+        "sub-module"
+    ),
+    "dropout_scaling": (
+        "inverted dropout scales the kept entries by 1/(1-p), so that the expected value of "
+        "every entry is unchanged"
+    ),
+    "wrong_variance": (
+        "the wrong variance: normalise with the biased variance (divide by N); BatchNorm's "
+        "running_var is updated with the unbiased one (divide by N-1)"
+    ),
+    "wrong_momentum": "the momentum (or Adam's betas) is applied the wrong way",
+    "wrong_weight_decay": (
+        "weight decay is missing or applied the wrong way: SGD and Adam add weight_decay * p "
+        "to the gradient (L2), before the momentum / moment updates"
+    ),
+    "no_bias_correction": (
+        "Adam without bias correction: divide m by (1 - beta1**t) and v by (1 - beta2**t)"
+    ),
+    "wrong_init_scale": (
+        "the initial weights have the wrong scale: check the fans (fan_in, fan_out, times "
+        "the receptive field for conv weights), the gain and the bound of the uniform"
+    ),
+    "module_structure": (
+        "parameters(), train()/eval() or state_dict() do not reach every sub-module, "
+        "parameter and buffer exactly once (sub-modules, lists of modules, shared parameters)"
+    ),
 }
 
 ATOL = 1e-6

@@ -154,12 +154,12 @@ def _feedback(check: CheckResult) -> str:
             )
         for cls in check.bug_classes:
             lines.append(f"\nLikely bug ({cls.replace('_', ' ')}): {hint(cls)}.")
-    if "accuracy" in check.extra:
-        e = check.extra
+    accuracy = check.extra.get("accuracy")
+    if isinstance(accuracy, (int, float)):
         lines.insert(
             0,
-            f"Test accuracy {e['accuracy']:.4f} on {e.get('dataset')} "
-            f"(threshold {e.get('threshold')}).",
+            f"Test accuracy {accuracy:.4f} on {check.extra.get('dataset')} "
+            f"(threshold {check.extra.get('threshold')}).",
         )
     return "\n".join(lines)
 

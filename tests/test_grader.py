@@ -13,7 +13,8 @@ import pytest
 import tapegrad as tg
 
 from autograder import probes  # noqa: F401  (registers the worker's handlers)
-from autograder.config import load_assignment
+from autograder.config import assignment_ids, load_assignment
+from autograder.modprobes import run_module_check
 from autograder.opcheck import RequestFailed, run_op_check
 from autograder.pipeline import GradeOptions, grade_submission, kit_root
 from autograder.reference import build_reference
@@ -61,43 +62,73 @@ def test_reference_passes_every_op_check_over_200_seeds(check: Any) -> None:
     assert not failures, f"{len(failures)} false failures, e.g.\n" + "\n".join(failures[:5])
 
 
+ASSIGNMENTS = assignment_ids(kit_root())
+
+
+MODULE_CHECKS = [
+    c for aid in ("hw2", "hw3") for c in load_assignment(aid).checks if c.kind == "module"
+]
+
+
+@pytest.mark.hw2
+@pytest.mark.parametrize("check", MODULE_CHECKS, ids=lambda c: c.id)
+def test_reference_passes_every_module_check_over_200_seeds(check: Any) -> None:
+    failures = []
+    for seed in range(SEEDS):
+        rng = np.random.default_rng([seed, 11])
+        for outcome in run_module_check(in_process, check.probe, rng, cases=check.cases):
+            if not outcome.passed:
+                failures.append(f"seed {seed}: {outcome.message}")
+    assert not failures, f"{len(failures)} false failures, e.g.\n" + "\n".join(failures[:5])
+
+
 @pytest.fixture(scope="module")
-def reference_hw1(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ref") / "hw1"
-    build_reference("hw1", kit_root(), out)
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+    """The reference submission and the student release of every assignment."""
+    out: dict[tuple[str, str], Path] = {}
+    base = tmp_path_factory.mktemp("submissions")
+    for aid in ASSIGNMENTS:
+        out["reference", aid] = base / f"reference-{aid}"
+        build_reference(aid, kit_root(), out["reference", aid])
+        out["release", aid] = base / f"release-{aid}"
+        build_release(aid, kit_root(), out["release", aid])
     return out
 
 
 @pytest.fixture(scope="module")
-def release_hw1(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("rel") / "hw1"
-    build_release("hw1", kit_root(), out)
-    return out
+def reference_hw1(built: dict[tuple[str, str], Path]) -> Path:
+    return built["reference", "hw1"]
 
 
+@pytest.mark.parametrize("aid", ASSIGNMENTS)
 def test_reference_submission_gets_full_marks_end_to_end(
-    reference_hw1: Path, tmp_path: Path
+    aid: str, built: dict[tuple[str, str], Path], tmp_path: Path
 ) -> None:
-    result = grade_submission(reference_hw1, "hw1", GradeOptions(sandbox="none", secret=SECRET))
+    assignment = load_assignment(aid)
+    result = grade_submission(
+        built["reference", aid], aid, GradeOptions(sandbox="none", secret=SECRET)
+    )
     assert result.error is None
     lost = [(c.id, c.output) for c in result.checks if c.score < c.max_score]
     assert not lost, lost
-    assert result.score == pytest.approx(HW1.total_points)
-    assert (
-        result.submission_hash
-        and result.suite_hash
-        and result.seed_derivation.startswith("hmac-sha256:")
-    )
+    assert result.score == pytest.approx(assignment.total_points)
+    assert result.submission_hash and result.suite_hash
+    assert result.seed_derivation.startswith("hmac-sha256:")
     assert result.versions["numpy"] and result.sandbox == "none"
     assert all(c.wall_time >= 0 for c in result.checks)
     paths = write_reports(result, tmp_path)
     data = json.loads(paths["gradescope"].read_text())
-    assert data["score"] == pytest.approx(HW1.total_points)
-    assert len(data["tests"]) == len(HW1.checks)
+    assert data["score"] == pytest.approx(assignment.total_points)
+    assert len(data["tests"]) == len(assignment.checks)
 
 
-def test_starter_release_gets_zero_and_says_not_implemented(release_hw1: Path) -> None:
-    result = grade_submission(release_hw1, "hw1", GradeOptions(sandbox="none", secret=SECRET))
+@pytest.mark.parametrize("aid", ASSIGNMENTS)
+def test_starter_release_gets_zero_and_says_not_implemented(
+    aid: str, built: dict[tuple[str, str], Path]
+) -> None:
+    result = grade_submission(
+        built["release", aid], aid, GradeOptions(sandbox="none", secret=SECRET)
+    )
     assert result.error is None  # the starter imports: its stubs raise when called
     assert result.score == 0
     for check in result.checks:

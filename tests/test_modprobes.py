@@ -16,7 +16,7 @@ import tapegrad as tg
 
 from autograder.config import load_assignment
 from autograder.diagnose import BUG_CLASSES, Verdict
-from autograder.modprobes import NEW_BUG_CLASSES, PROBES, module_handler, run_module_check
+from autograder.modprobes import PROBES, module_handler, run_module_check
 from autograder.opcheck import RequestFailed
 from autograder.sandbox import Limits, Worker, WorkerError, WorkerTimeout, make_sandbox
 
@@ -66,7 +66,7 @@ def test_every_probe_named_in_the_assignments_exists() -> None:
 
 
 def test_bug_classes_are_known() -> None:
-    known = set(BUG_CLASSES) | set(NEW_BUG_CLASSES)
+    known = set(BUG_CLASSES)
     used = {sig.bug_class for p in PROBES.values() for sig in p.signatures}
     assert used <= known
 
@@ -347,7 +347,25 @@ class KeepMaskDropout(tg.nn.Dropout):
         return x * tg.Tensor(keep / (1 - self.p))
 
 
+class PyTorchOrderModule(tg.nn.Module):
+    """parameters() in PyTorch's order: each module's own parameters, then its children's."""
+
+    def parameters(self) -> Iterator[Any]:
+        seen: set[int] = set()
+
+        def visit(module: Any) -> Iterator[Any]:
+            members = list(module._members())
+            for kind_wanted in ("parameter", "module"):
+                for _, value, kind in members:
+                    if kind == kind_wanted and id(value) not in seen:
+                        seen.add(id(value))
+                        yield from (visit(value) if kind == "module" else [value])
+
+        yield from visit(self)
+
+
 EQUIVALENT = [  # correct implementations written differently: they must pass
+    ("module", {"nn.Module": PyTorchOrderModule}),
     ("sgd", {"optim.SGD": VelocitySGD}),
     ("adam", {"optim.Adam": PaperAdam}),
     ("dropout", {"nn.Dropout": KeepMaskDropout}),
