@@ -28,7 +28,7 @@ from .collect import Submission, SubmissionError, collect
 from .config import Assignment, CheckConfig, load_assignment
 from .diagnose import hint
 from .nbprobes import run_notebook_check
-from .opcheck import RequestFailed, run_op_check
+from .opcheck import Request, RequestFailed, run_op_check
 from .results import CaseOutcome, CheckResult, GradingResult
 from .sandbox import (
     Limits,
@@ -41,7 +41,14 @@ from .sandbox import (
 )
 from .seeds import SeedSource, hidden_seeds, public_seeds
 
-__all__ = ["GradeOptions", "grade_submission", "WorkerSession", "suite_hash", "kit_root"]
+__all__ = [
+    "GradeOptions",
+    "grade_submission",
+    "WorkerSession",
+    "suite_hash",
+    "kit_root",
+    "op_check_outcomes",
+]
 
 GRADER_DIR = Path(__file__).resolve().parent
 FAILED_CASES_SHOWN = 5
@@ -170,8 +177,10 @@ Runner = Callable[
 ]
 
 
-def _run_op(session: WorkerSession, check: CheckConfig, a: Assignment, rng: np.random.Generator):  # type: ignore[no-untyped-def]
-    request = lambda h, arr: session.request(h, arr, timeout=check.timeout)  # noqa: E731
+def op_check_outcomes(
+    request: Request, check: CheckConfig, rng: np.random.Generator
+) -> list[CaseOutcome]:
+    """Every case of an ``op`` check, for each op it names, as configured."""
     outcomes: list[CaseOutcome] = []
     for op in check.ops:
         outcomes += run_op_check(
@@ -184,7 +193,12 @@ def _run_op(session: WorkerSession, check: CheckConfig, a: Assignment, rng: np.r
             jvp=check.jvp,
             second_order=check.second_order,
         )
-    return outcomes, {}
+    return outcomes
+
+
+def _run_op(session: WorkerSession, check: CheckConfig, a: Assignment, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    request = lambda h, arr: session.request(h, arr, timeout=check.timeout)  # noqa: E731
+    return op_check_outcomes(request, check, rng), {}
 
 
 def _run_module(

@@ -15,8 +15,8 @@ import tapegrad as tg
 from autograder import probes  # noqa: F401  (registers the worker's handlers)
 from autograder.config import assignment_ids, load_assignment
 from autograder.modprobes import run_module_check
-from autograder.opcheck import RequestFailed, run_op_check
-from autograder.pipeline import GradeOptions, grade_submission, kit_root
+from autograder.opcheck import RequestFailed
+from autograder.pipeline import GradeOptions, grade_submission, kit_root, op_check_outcomes
 from autograder.reference import build_reference
 from autograder.release import build_release
 from autograder.reports import write_reports
@@ -46,19 +46,9 @@ def test_reference_passes_every_op_check_over_200_seeds(check: Any) -> None:
     failures = []
     for seed in range(SEEDS):
         rng = np.random.default_rng([seed, 7])
-        for op in check.ops:
-            for outcome in run_op_check(
-                in_process,
-                op,
-                rng,
-                repeats=check.cases,
-                forward=check.forward,
-                vjp=check.vjp,
-                jvp=check.jvp,
-                second_order=check.second_order,
-            ):
-                if not outcome.passed:
-                    failures.append(f"seed {seed}: {outcome.message}")
+        for outcome in op_check_outcomes(in_process, check, rng):
+            if not outcome.passed:
+                failures.append(f"seed {seed}: {outcome.message}")
     assert not failures, f"{len(failures)} false failures, e.g.\n" + "\n".join(failures[:5])
 
 
