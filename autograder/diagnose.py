@@ -47,7 +47,7 @@ BUG_CLASSES: dict[str, str] = {
     "mutated_input": "the op changed its input arrays in place",
     "crash": "the code raised an exception",
     "timeout": "no answer in time (an infinite loop, or far too slow)",
-    # modules, optimizers and initializers (modprobes.py)
+    # modules, optimizers and initializers (modprobes/)
     "train_eval_mode": (
         "training and evaluation mode are mixed up: Dropout must be the identity and BatchNorm "
         "must use its running statistics after eval(), and train()/eval() must reach every "

@@ -1,7 +1,7 @@
 """The grading pipeline, one step per module:
 
     collect (collect.py) -> run (sandbox.py + worker.py + probes) -> compare (opcheck.py,
-    modprobes.py, recipes.py, nbprobes.py, diagnose.py) -> score (here) -> report (reports/)
+    modprobes/, recipes.py, nbprobes.py, diagnose.py) -> score (here) -> report (reports/)
 
 :func:`grade_submission` runs the first four for one submission and returns a
 :class:`~autograder.results.GradingResult`; the command line (``cli.py``) writes the reports.

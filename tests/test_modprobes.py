@@ -1,4 +1,4 @@
-"""The module probes (autograder/modprobes.py): the reference passes every probe for many
+"""The module probes (autograder/modprobes/): the reference passes every probe for many
 seeds, planted bugs fail the right probe with the right bug class, the parent-side check
 handles failures, and the probes run end to end through a real worker."""
 

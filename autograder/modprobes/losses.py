@@ -1,0 +1,124 @@
+"""Probes of the losses: cross_entropy (from logits, extreme ones included) and mse_loss."""
+
+from __future__ import annotations
+
+from functools import partial
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ..opspecs import DOMAINS
+from .base import Arrays, ModuleProbe, Outputs, Params, Signature, case_labels, forward_backward
+
+# ---- losses -------------------------------------------------------------------------------------
+
+_CROSS_ENTROPY = (  # label, logits shape, domain, labels as a Tensor
+    ("(8, 10) logits, labels as an integer array", (8, 10), "logits", False),
+    ("(6, 5) logits of +-1000, labels as a Tensor", (6, 5), "extreme", True),
+    ("a single sample (1, 4)", (1, 4), "logits", True),
+)
+
+
+def _cross_entropy_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
+    _, (n, c), domain, as_tensor = _CROSS_ENTROPY[v]
+    z = DOMAINS[domain](rng, (n, c))
+    labels = rng.integers(0, c, n).astype(np.int64)
+    if domain == "extreme":  # a label at -1000 in a row whose max is +1000: p underflows to 0
+        z[0, :2] = [-1000.0 + rng.standard_normal(), 1000.0 + rng.standard_normal()]
+        labels[0] = 0
+    g = np.array(rng.uniform(0.5, 2.0) * rng.choice([-1.0, 1.0]))
+    return {
+        "variant": v,
+        "tensor_labels": as_tensor,
+        "softmax_family": True,
+        "cotangent": 2,
+        "outputs": ["loss", "gradient of the logits"],
+        "about": f"cross_entropy, logits ({n}, {c})",
+    }, [z, labels, g]
+
+
+def _cross_entropy_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
+    za, labels, g = arrays
+
+    def loss(z: Any) -> Any:
+        return tg.nn.functional.cross_entropy(
+            z, tg.Tensor(labels) if p["tensor_labels"] else labels
+        )
+
+    return list(forward_backward(tg, loss, za, g, "cross_entropy", "the logits' grad"))
+
+
+def _cross_entropy_ref(p: Params, arrays: Arrays, *, reduction: str = "mean") -> Outputs:
+    z, labels, g = arrays
+    n = len(z)
+    m = z.max(1, keepdims=True)
+    log_p = z - m - np.log(np.exp(z - m).sum(1, keepdims=True))
+    onehot = np.zeros_like(z)
+    onehot[np.arange(n), labels] = 1.0
+    scale = 1.0 if reduction == "sum" else 1.0 / n
+    loss = -log_p[np.arange(n), labels].sum() * scale
+    return [np.array(loss), g * (np.exp(log_p) - onehot) * scale]
+
+
+CROSS_ENTROPY_PROBE = ModuleProbe(
+    "cross_entropy",
+    "cross_entropy",
+    case_labels(_CROSS_ENTROPY),
+    _cross_entropy_case,
+    _cross_entropy_run,
+    _cross_entropy_ref,
+    signatures=(
+        Signature(
+            "the loss is summed over the batch; it is the mean",
+            "constant_factor",
+            partial(_cross_entropy_ref, reduction="sum"),
+        ),
+    ),
+)
+
+
+_MSE = (("(4, 3)", (4, 3)), ("a vector (10,)", (10,)), ("3-d (2, 3, 4)", (2, 3, 4)))
+
+
+def _mse_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
+    _, shape = _MSE[v]
+    g = np.array(rng.uniform(0.5, 2.0) * rng.choice([-1.0, 1.0]))
+    return {
+        "variant": v,
+        "cotangent": 2,
+        "outputs": ["loss", "gradient of the input"],
+        "about": f"mse_loss, input and target {shape}",
+    }, [rng.standard_normal(shape), rng.standard_normal(shape), g]
+
+
+def _mse_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
+    xa, target, g = arrays
+
+    def loss(x: Any) -> Any:
+        return tg.nn.functional.mse_loss(x, tg.Tensor(target))
+
+    return list(forward_backward(tg, loss, xa, g, "mse_loss"))
+
+
+def _mse_ref(p: Params, arrays: Arrays, *, reduction: str = "mean") -> Outputs:
+    x, t, g = arrays
+    scale = 1.0 if reduction == "sum" else 1.0 / x.size
+    return [np.array(np.sum((x - t) ** 2) * scale), g * 2.0 * (x - t) * scale]
+
+
+MSE_PROBE = ModuleProbe(
+    "mse",
+    "mse_loss",
+    case_labels(_MSE),
+    _mse_case,
+    _mse_run,
+    _mse_ref,
+    signatures=(
+        Signature(
+            "the loss is summed; it is the mean over all entries",
+            "constant_factor",
+            partial(_mse_ref, reduction="sum"),
+        ),
+    ),
+)
