@@ -141,6 +141,7 @@ class Sub(Function):
     """``a - b``."""
 
     def forward(self, a: Any, b: Any) -> Any:
+        """The elementwise difference a - b (arrays broadcast as in NumPy)."""
         ### BEGIN SOLUTION hw1
         return a - b
         ### END SOLUTION
@@ -163,6 +164,7 @@ class Mul(Function):
     """``a * b``."""
 
     def forward(self, a: Any, b: Any) -> Any:
+        """The elementwise product a * b (broadcasting)."""
         ### BEGIN SOLUTION hw1
         return a * b
         ### END SOLUTION
@@ -188,6 +190,7 @@ class Div(Function):
     """``a / b``."""
 
     def forward(self, a: Any, b: Any) -> Any:
+        """The elementwise quotient a / b (broadcasting)."""
         ### BEGIN SOLUTION hw1
         return a / b
         ### END SOLUTION
@@ -217,6 +220,7 @@ class Pow(Function):
     """
 
     def forward(self, a: Any, b: Any) -> Any:
+        """The elementwise power a ** b (broadcasting)."""
         ### BEGIN SOLUTION hw1
         return a**b
         ### END SOLUTION
@@ -247,6 +251,8 @@ class MatMul(Function):
     """
 
     def forward(self, a: Any, b: Any) -> Any:
+        """The matrix product a @ b: (..., n, k) @ (..., k, m) -> (..., n, m), the leading
+        (batch) axes broadcast."""
         ### BEGIN SOLUTION hw1
         return a @ b
         ### END SOLUTION
@@ -299,6 +305,7 @@ class Exp(Function):
     """``exp(a)``."""
 
     def forward(self, a: Any) -> Any:
+        """exp(a), elementwise (use self.xp.exp: NumPy or CuPy)."""
         ### BEGIN SOLUTION hw1
         return self.xp.exp(a)
         ### END SOLUTION
@@ -320,6 +327,7 @@ class Log(Function):
     """Natural logarithm ``log(a)``."""
 
     def forward(self, a: Any) -> Any:
+        """The natural logarithm log(a), elementwise."""
         ### BEGIN SOLUTION hw1
         return self.xp.log(a)
         ### END SOLUTION
@@ -341,6 +349,7 @@ class Sqrt(Function):
     """``sqrt(a)``."""
 
     def forward(self, a: Any) -> Any:
+        """sqrt(a), elementwise."""
         ### BEGIN SOLUTION hw1
         return self.xp.sqrt(a)
         ### END SOLUTION
@@ -362,6 +371,7 @@ class Sin(Function):
     """``sin(a)``."""
 
     def forward(self, a: Any) -> Any:
+        """sin(a), elementwise."""
         ### BEGIN SOLUTION hw1
         return self.xp.sin(a)
         ### END SOLUTION
@@ -383,6 +393,7 @@ class Cos(Function):
     """``cos(a)``."""
 
     def forward(self, a: Any) -> Any:
+        """cos(a), elementwise."""
         ### BEGIN SOLUTION hw1
         return self.xp.cos(a)
         ### END SOLUTION
@@ -404,6 +415,7 @@ class Tanh(Function):
     """``tanh(a)``."""
 
     def forward(self, a: Any) -> Any:
+        """tanh(a), elementwise."""
         ### BEGIN SOLUTION hw1
         return self.xp.tanh(a)
         ### END SOLUTION
@@ -428,6 +440,8 @@ class Sigmoid(Function):
     (as ``(1 + tanh(a/2)) / 2``)."""
 
     def forward(self, a: Any) -> Any:
+        """sigmoid(a) = 1 / (1 + exp(-a)), elementwise, without overflow for large |a|:
+        use the identity sigmoid(a) = (1 + tanh(a / 2)) / 2."""
         ### BEGIN SOLUTION hw1
         return 0.5 * (1.0 + self.xp.tanh(0.5 * a))
         ### END SOLUTION
@@ -451,6 +465,7 @@ class ReLU(Function):
     """``max(a, 0)`` elementwise. Its derivative is taken as 0 at ``a == 0``."""
 
     def forward(self, a: Any) -> Any:
+        """max(a, 0), elementwise."""
         ### BEGIN SOLUTION hw1
         return self.xp.maximum(a, 0)
         ### END SOLUTION
@@ -476,6 +491,7 @@ class Abs(Function):
     """``|a|``. Its derivative, sign(a), is taken as 0 at ``a == 0``."""
 
     def forward(self, a: Any) -> Any:
+        """|a|, elementwise."""
         ### BEGIN SOLUTION hw1
         return self.xp.abs(a)
         ### END SOLUTION
@@ -548,6 +564,8 @@ class Sum(Function):
         self.keepdims = keepdims
 
     def forward(self, a: Any) -> Any:
+        """The sum of a over self.axis (a tuple of axes, or None for all), keeping the reduced
+        axes as length 1 when self.keepdims."""
         ### BEGIN SOLUTION hw1
         return a.sum(axis=self.axis, keepdims=self.keepdims)
         ### END SOLUTION
@@ -575,6 +593,9 @@ class Max(Function):
         self.keepdims = keepdims
 
     def forward(self, a: Any) -> Any:
+        """The maximum of a over self.axis (keepdims as in Sum). Also store in self.weights the
+        arg-max weights backward needs: 1 where a equals the maximum of its group, divided by
+        the number of such ties (so each group's weights sum to 1), 0 elsewhere."""
         ### BEGIN SOLUTION hw1
         y = a.max(axis=self.axis, keepdims=True)
         mask = (a == y).astype(a.dtype)
@@ -614,6 +635,8 @@ class LogSumExp(Function):
         self.keepdims = keepdims
 
     def forward(self, a: Any) -> Any:
+        """log(sum(exp(a), axis)), stable: with m = max(a, axis, keepdims=True) (taken as 0
+        where it is not finite, e.g. a row of -inf), m + log(sum(exp(a - m), axis))."""
         ### BEGIN SOLUTION hw1
         xp = self.xp
         m = a.max(axis=self.axis, keepdims=True)
@@ -647,6 +670,8 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, a: Any) -> Any:
+        """exp(a) / sum(exp(a), axis, keepdims=True), stable: subtract the maximum over
+        the axis before exp (softmax does not change when a constant is added to a row)."""
         ### BEGIN SOLUTION hw1
         e = self.xp.exp(a - a.max(axis=self.axis, keepdims=True))
         return e / e.sum(axis=self.axis, keepdims=True)
@@ -674,6 +699,8 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, a: Any) -> Any:
+        """a - logsumexp(a, axis, keepdims=True), stable: with s = a - max(a, axis),
+        s - log(sum(exp(s), axis))."""
         ### BEGIN SOLUTION hw1
         xp = self.xp
         shifted = a - a.max(axis=self.axis, keepdims=True)
@@ -723,6 +750,7 @@ class Transpose(Function):
         self.axes = axes
 
     def forward(self, a: Any) -> Any:
+        """a with its axes permuted by self.axes (as numpy.transpose)."""
         ### BEGIN SOLUTION hw1
         return a.transpose(self.axes)
         ### END SOLUTION
@@ -747,6 +775,7 @@ class BroadcastTo(Function):
         self.shape = shape
 
     def forward(self, a: Any) -> Any:
+        """a broadcast to self.shape (self.xp.broadcast_to)."""
         ### BEGIN SOLUTION hw1
         return self.xp.broadcast_to(a, self.shape)
         ### END SOLUTION
@@ -792,6 +821,7 @@ class GetItem(Function):
         self.index = index
 
     def forward(self, a: Any) -> Any:
+        """a[self.index] (basic slices, integers, integer or boolean arrays)."""
         ### BEGIN SOLUTION hw1
         return a[self.index]
         ### END SOLUTION
@@ -818,6 +848,9 @@ class ScatterAdd(Function):
         self.shape = shape
 
     def forward(self, g: Any) -> Any:
+        """Zeros of self.shape with g added at self.index. Repeated indices must add up:
+        use the backend's scatter_add for array indices (get_backend(...).scatter_add); a
+        plain assignment is enough when the index has only ints and slices."""
         ### BEGIN SOLUTION hw1
         out = self.xp.zeros(self.shape, dtype=g.dtype)
         if _is_basic_index(self.index):
@@ -847,6 +880,7 @@ class Concatenate(Function):
         self.axis = axis
 
     def forward(self, *xs: Any) -> Any:
+        """The inputs joined along self.axis."""
         ### BEGIN SOLUTION hw1
         return self.xp.concatenate(xs, axis=self.axis)
         ### END SOLUTION
@@ -877,6 +911,7 @@ class Where(Function):
         self.cond = cond
 
     def forward(self, a: Any, b: Any) -> Any:
+        """Elementwise self.cond ? a : b (broadcasting)."""
         ### BEGIN SOLUTION hw1
         return self.xp.where(self.cond, a, b)
         ### END SOLUTION

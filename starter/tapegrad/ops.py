@@ -133,6 +133,7 @@ class Sub(Function):
     """``a - b``."""
 
     def forward(self, a: Any, b: Any) -> Any:
+        """The elementwise difference a - b (arrays broadcast as in NumPy)."""
         raise NotImplementedError("hw1: Sub.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor | None, ...]:
@@ -148,6 +149,7 @@ class Mul(Function):
     """``a * b``."""
 
     def forward(self, a: Any, b: Any) -> Any:
+        """The elementwise product a * b (broadcasting)."""
         raise NotImplementedError("hw1: Mul.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor | None, ...]:
@@ -163,6 +165,7 @@ class Div(Function):
     """``a / b``."""
 
     def forward(self, a: Any, b: Any) -> Any:
+        """The elementwise quotient a / b (broadcasting)."""
         raise NotImplementedError("hw1: Div.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor | None, ...]:
@@ -182,6 +185,7 @@ class Pow(Function):
     """
 
     def forward(self, a: Any, b: Any) -> Any:
+        """The elementwise power a ** b (broadcasting)."""
         raise NotImplementedError("hw1: Pow.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor | None, ...]:
@@ -200,6 +204,8 @@ class MatMul(Function):
     """
 
     def forward(self, a: Any, b: Any) -> Any:
+        """The matrix product a @ b: (..., n, k) @ (..., k, m) -> (..., n, m), the leading
+        (batch) axes broadcast."""
         raise NotImplementedError("hw1: MatMul.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor | None, ...]:
@@ -234,6 +240,7 @@ class Exp(Function):
     """``exp(a)``."""
 
     def forward(self, a: Any) -> Any:
+        """exp(a), elementwise (use self.xp.exp: NumPy or CuPy)."""
         raise NotImplementedError("hw1: Exp.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -249,6 +256,7 @@ class Log(Function):
     """Natural logarithm ``log(a)``."""
 
     def forward(self, a: Any) -> Any:
+        """The natural logarithm log(a), elementwise."""
         raise NotImplementedError("hw1: Log.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -264,6 +272,7 @@ class Sqrt(Function):
     """``sqrt(a)``."""
 
     def forward(self, a: Any) -> Any:
+        """sqrt(a), elementwise."""
         raise NotImplementedError("hw1: Sqrt.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -279,6 +288,7 @@ class Sin(Function):
     """``sin(a)``."""
 
     def forward(self, a: Any) -> Any:
+        """sin(a), elementwise."""
         raise NotImplementedError("hw1: Sin.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -294,6 +304,7 @@ class Cos(Function):
     """``cos(a)``."""
 
     def forward(self, a: Any) -> Any:
+        """cos(a), elementwise."""
         raise NotImplementedError("hw1: Cos.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -309,6 +320,7 @@ class Tanh(Function):
     """``tanh(a)``."""
 
     def forward(self, a: Any) -> Any:
+        """tanh(a), elementwise."""
         raise NotImplementedError("hw1: Tanh.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -325,6 +337,8 @@ class Sigmoid(Function):
     (as ``(1 + tanh(a/2)) / 2``)."""
 
     def forward(self, a: Any) -> Any:
+        """sigmoid(a) = 1 / (1 + exp(-a)), elementwise, without overflow for large |a|:
+        use the identity sigmoid(a) = (1 + tanh(a / 2)) / 2."""
         raise NotImplementedError("hw1: Sigmoid.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -340,6 +354,7 @@ class ReLU(Function):
     """``max(a, 0)`` elementwise. Its derivative is taken as 0 at ``a == 0``."""
 
     def forward(self, a: Any) -> Any:
+        """max(a, 0), elementwise."""
         raise NotImplementedError("hw1: ReLU.forward")
 
     def _mask(self) -> Tensor:
@@ -359,6 +374,7 @@ class Abs(Function):
     """``|a|``. Its derivative, sign(a), is taken as 0 at ``a == 0``."""
 
     def forward(self, a: Any) -> Any:
+        """|a|, elementwise."""
         raise NotImplementedError("hw1: Abs.forward")
 
     def _sign(self) -> Tensor:
@@ -425,6 +441,8 @@ class Sum(Function):
         self.keepdims = keepdims
 
     def forward(self, a: Any) -> Any:
+        """The sum of a over self.axis (a tuple of axes, or None for all), keeping the reduced
+        axes as length 1 when self.keepdims."""
         raise NotImplementedError("hw1: Sum.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -446,6 +464,9 @@ class Max(Function):
         self.keepdims = keepdims
 
     def forward(self, a: Any) -> Any:
+        """The maximum of a over self.axis (keepdims as in Sum). Also store in self.weights the
+        arg-max weights backward needs: 1 where a equals the maximum of its group, divided by
+        the number of such ties (so each group's weights sum to 1), 0 elsewhere."""
         raise NotImplementedError("hw1: Max.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -473,6 +494,8 @@ class LogSumExp(Function):
         self.keepdims = keepdims
 
     def forward(self, a: Any) -> Any:
+        """log(sum(exp(a), axis)), stable: with m = max(a, axis, keepdims=True) (taken as 0
+        where it is not finite, e.g. a row of -inf), m + log(sum(exp(a - m), axis))."""
         raise NotImplementedError("hw1: LogSumExp.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -492,6 +515,8 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, a: Any) -> Any:
+        """exp(a) / sum(exp(a), axis, keepdims=True), stable: subtract the maximum over
+        the axis before exp (softmax does not change when a constant is added to a row)."""
         raise NotImplementedError("hw1: Softmax.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -510,6 +535,8 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, a: Any) -> Any:
+        """a - logsumexp(a, axis, keepdims=True), stable: with s = a - max(a, axis),
+        s - log(sum(exp(s), axis))."""
         raise NotImplementedError("hw1: LogSoftmax.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -549,6 +576,7 @@ class Transpose(Function):
         self.axes = axes
 
     def forward(self, a: Any) -> Any:
+        """a with its axes permuted by self.axes (as numpy.transpose)."""
         raise NotImplementedError("hw1: Transpose.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -567,6 +595,7 @@ class BroadcastTo(Function):
         self.shape = shape
 
     def forward(self, a: Any) -> Any:
+        """a broadcast to self.shape (self.xp.broadcast_to)."""
         raise NotImplementedError("hw1: BroadcastTo.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -606,6 +635,7 @@ class GetItem(Function):
         self.index = index
 
     def forward(self, a: Any) -> Any:
+        """a[self.index] (basic slices, integers, integer or boolean arrays)."""
         raise NotImplementedError("hw1: GetItem.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -626,6 +656,9 @@ class ScatterAdd(Function):
         self.shape = shape
 
     def forward(self, g: Any) -> Any:
+        """Zeros of self.shape with g added at self.index. Repeated indices must add up:
+        use the backend's scatter_add for array indices (get_backend(...).scatter_add); a
+        plain assignment is enough when the index has only ints and slices."""
         raise NotImplementedError("hw1: ScatterAdd.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
@@ -644,6 +677,7 @@ class Concatenate(Function):
         self.axis = axis
 
     def forward(self, *xs: Any) -> Any:
+        """The inputs joined along self.axis."""
         raise NotImplementedError("hw1: Concatenate.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor, ...]:
@@ -662,6 +696,7 @@ class Where(Function):
         self.cond = cond
 
     def forward(self, a: Any, b: Any) -> Any:
+        """Elementwise self.cond ? a : b (broadcasting)."""
         raise NotImplementedError("hw1: Where.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor | None, ...]:
