@@ -500,3 +500,18 @@ def test_integer_index_gradient_scatters_through_the_cuda_backend(counting: Coun
     x = tg.Tensor(arr(3, 4), requires_grad=True, device="cuda")
     x[np.array([0, 0, 2])].sum().backward()
     assert counting.scatter_add_calls == 1
+
+
+def test_cached_scalar_constants_follow_a_replaced_backend(cuda_standin: Backend) -> None:
+    """Python numbers lifted on one "cuda" backend must not be reused by the next one."""
+    x = tg.Tensor(arr(3), device="cuda")
+    (x * 2.0).numpy()  # caches the constant 2.0 for "cuda" on the plain stand-in
+    standin = Backend("cuda", TypedXP(), _typed_to_host, np.add.at)  # type: ignore[arg-type]
+    previous = backend.install_cuda_backend(standin)
+    try:
+        y = tg.Tensor(TypedXP.asarray(arr(3)), device="cuda", requires_grad=True) * 2.0
+        assert y._ctx is not None
+        constant = y._ctx.inputs[1]
+        assert type(constant.data) is DeviceArray, "a constant made by the old backend"
+    finally:
+        backend.install_cuda_backend(previous)

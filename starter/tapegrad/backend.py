@@ -107,4 +107,14 @@ def install_cuda_backend(backend: Backend | None) -> Backend | None:
     previous = _backends.pop("cuda", None)
     if backend is not None:
         _backends["cuda"] = backend
+    for forget in _caches:  # arrays made by the old backend must not outlive it
+        forget()
     return previous
+
+
+_caches: list[Callable[[], None]] = []
+
+
+def on_backend_change(forget: Callable[[], None]) -> None:
+    """Call ``forget`` whenever a backend is replaced (for caches of device arrays)."""
+    _caches.append(forget)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import device_of_array, get_backend
+from .backend import device_of_array, get_backend, on_backend_change
 from .tensor import Function, Tensor
 
 Axis = int | Sequence[int] | None
@@ -55,6 +55,7 @@ def _lift(value: Any, like: Tensor) -> Tensor:
 # Lifted Python numbers, reused: backward rules lift the same few (1.0, 2.0, 0.0) constantly.
 # They never require grad and no op writes into its inputs, so sharing them is safe.
 _CONSTANTS: dict[tuple[Any, ...], Tensor] = {}
+on_backend_change(_CONSTANTS.clear)
 
 
 def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
