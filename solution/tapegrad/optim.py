@@ -79,6 +79,7 @@ class SGD(Optimizer):
         self.momentum = _check("momentum", momentum)
         self.weight_decay = _check("weight_decay", weight_decay)
         self.buffers: list[Any] = [None] * len(self.params)  # the velocity of each parameter
+        self.scratch: list[Any] = [None] * len(self.params)  # reused for lr * g (see step)
 
     def step(self) -> None:
         """One update of every parameter that has a gradient (others are skipped):
@@ -106,7 +107,13 @@ class SGD(Optimizer):
                     buf *= self.momentum
                     buf += g
                 g = buf
-            p.data -= self.lr * g
+            # lr * g into an array kept between steps: a fresh temporary of the parameter's
+            # size every step costs page faults that are a large share of a small step
+            step = self.scratch[i]
+            if step is None or step.shape != g.shape or step.dtype != p.data.dtype:
+                step = self.scratch[i] = p.backend.xp.empty_like(p.data)
+            p.backend.xp.multiply(g, self.lr, out=step, casting="unsafe")
+            p.data -= step
         ### END SOLUTION
 
 

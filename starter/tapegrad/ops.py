@@ -360,7 +360,7 @@ class ReLU(Function):
 
     def _mask(self) -> Tensor:
         a = self.inputs[0]
-        return Tensor._make((a.data > 0).astype(a.dtype), a.device)
+        return Tensor._make(a.data > 0, a.device)  # a boolean mask: no float temporary
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
         """The cotangent passes where ``a > 0`` and is zeroed elsewhere (a constant mask)."""

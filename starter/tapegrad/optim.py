@@ -79,6 +79,7 @@ class SGD(Optimizer):
         self.momentum = _check("momentum", momentum)
         self.weight_decay = _check("weight_decay", weight_decay)
         self.buffers: list[Any] = [None] * len(self.params)  # the velocity of each parameter
+        self.scratch: list[Any] = [None] * len(self.params)  # reused for lr * g (see step)
 
     def step(self) -> None:
         """One update of every parameter that has a gradient (others are skipped):
