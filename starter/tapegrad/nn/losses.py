@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import ops
 from ..backend import device_of_array
-from ..tensor import Function, Tensor
+from ..tensor import Function, Tensor, is_grad_enabled
 
 __all__ = ["CrossEntropy", "cross_entropy", "mse_loss"]
 
