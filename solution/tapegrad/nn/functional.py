@@ -155,4 +155,3 @@ def layer_norm(
         y = y * weight
     return y if bias is None else y + bias
     ### END SOLUTION
-

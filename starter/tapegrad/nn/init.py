@@ -56,8 +56,7 @@ def fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
     for a Conv2d weight (out, in, kh, kw) each is multiplied by the receptive field kh*kw."""
     if tensor.ndim < 2:
         raise ValueError(
-            f"fan in and fan out need a weight with at least 2 dimensions, got shape "
-            f"{tensor.shape}"
+            f"fan in and fan out need a weight with at least 2 dimensions, got shape {tensor.shape}"
         )
     receptive = math.prod(tensor.shape[2:])
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
