@@ -31,6 +31,7 @@ starter: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check solution autograder tests bench
+	$(VENV)/bin/mypy solution/tapegrad autograder
 
 clean:
 	rm -rf $(VENV) .pytest_cache out

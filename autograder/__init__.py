@@ -8,4 +8,5 @@ lives in its own module (``autograder.starter``, ...).
 class KitError(Exception):
     """An error the ``kit`` command reports as a message with exit code 2 (no traceback)."""
 
+
 __version__ = "0.1.0"

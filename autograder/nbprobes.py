@@ -194,7 +194,7 @@ def notebook_probe(
     name = Path(str(header["notebook"])).name  # a file at the top of the submission, no path
     key = (name, str(header["grade_id"]))
     if key not in _loaded:
-        root = Path(tg.__file__).resolve().parent.parent  # the submission holds tapegrad/
+        root = Path(str(tg.__file__)).resolve().parent.parent  # the submission holds tapegrad/
         _loaded[key] = load_namespace(root / name, key[1])
     probe = NOTEBOOK_PROBES[str(header["function"])]
     return {}, probe.call(_loaded[key], dict(header["params"]), arrays)

@@ -192,12 +192,8 @@ def _judge_gradient(
 ) -> Verdict:
     what = f"gradient of input {i}"
     x = xs[i]
-    common = dict(
-        input_shape=x.shape,
-        output_shape=out_shape,
-        reused_node=s.topic.startswith("tape") or repeats,
-        softmax_family=s.topic == "stable softmax",
-    )
+    reused_node = s.topic.startswith("tape") or repeats
+    softmax_family = s.topic == "stable softmax"
     if g is None or g.shape != x.shape or x.size <= FULL_GRADIENT_LIMIT:
         expected = (
             gradient_of_projection(f, xs, i, u)
@@ -209,16 +205,29 @@ def _judge_gradient(
             if x.size <= FULL_GRADIENT_LIMIT
             else None
         )
-        return classify_gradient(what, g, expected, expected_with_ones=ones, **common)  # type: ignore[arg-type]
+        return classify_gradient(
+            what,
+            g,
+            expected,
+            input_shape=x.shape,
+            output_shape=out_shape,
+            expected_with_ones=ones,
+            reused_node=reused_node,
+            softmax_family=softmax_family,
+        )
     # large input: compare along random directions
     vs = [rng.standard_normal(x.shape) for _ in range(DIRECTIONS)]
     expected_d = np.array([np.sum(u * directional_derivative(f, xs, i, v)) for v in vs])
     got_d = np.array([np.sum(g.astype(np.float64) * v) for v in vs])
-    common.update(input_shape=(DIRECTIONS,), output_shape=(DIRECTIONS,))
-    verdict = classify_gradient(
-        f"{what} (along {DIRECTIONS} random directions)", got_d, expected_d, **common
-    )  # type: ignore[arg-type]
-    return verdict
+    return classify_gradient(
+        f"{what} (along {DIRECTIONS} random directions)",
+        got_d,
+        expected_d,
+        input_shape=(DIRECTIONS,),
+        output_shape=(DIRECTIONS,),
+        reused_node=reused_node,
+        softmax_family=softmax_family,
+    )
 
 
 def _judge_jvp(

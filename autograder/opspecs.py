@@ -397,7 +397,7 @@ SPECS: tuple[OpSpec, ...] = (
     OpSpec(
         "where",
         lambda tg, a, b: tg.where(a > 0, a, b),
-        lambda a, b: np.where(a > 0, a, b),
+        lambda a, b: np.asarray(np.where(a > 0, a, b)),
         (Case(((3, 4), (3, 4)), "same shape"), Case(((3, 4), (4,)), "broadcast b")),
         ("nonzero", "normal"),
         smooth=False,

@@ -207,6 +207,7 @@ def _run_module(
     from .modprobes import run_module_check
 
     request = lambda h, arr: session.request(h, arr, timeout=check.timeout)  # noqa: E731
+    assert check.probe is not None  # config.py requires it for module checks
     return run_module_check(request, check.probe, rng), {}
 
 

@@ -36,9 +36,13 @@ def main(argv: list[str]) -> int:
             result = grade_submission(submission, aid, GradeOptions(secret=b"bench"))
             seconds = time.perf_counter() - start
         target = TARGETS.get(aid)
-        verdict = "" if target is None else f"(target <= {target:g} s: {'ok' if seconds <= target else 'MISSED'})"
-        print(f"\n{aid}: {result.score:g}/{result.max_score:g} points, {len(result.checks)} checks, "
-              f"{seconds:.1f} s wall {verdict}")  # fmt: skip
+        verdict = ""
+        if target is not None:
+            verdict = f"(target <= {target:g} s: {'ok' if seconds <= target else 'MISSED'})"
+        print(
+            f"\n{aid}: {result.score:g}/{result.max_score:g} points, {len(result.checks)} checks, "
+            f"{seconds:.1f} s wall {verdict}"
+        )
         for check in sorted(result.checks, key=lambda c: -c.wall_time)[:5]:
             print(f"  {check.wall_time:6.2f} s  {check.id}")
     return 0

@@ -194,9 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     print(f"\ndeep chain: {CHAIN} elementwise ops, then one backward (us per op)")
-    print(
-        f"  {'chain':<22} {'forward':>8} {'fwd+bwd':>8} {'numpy':>7} {'ratio':>7}  target"
-    )
+    print(f"  {'chain':<22} {'forward':>8} {'fwd+bwd':>8} {'numpy':>7} {'ratio':>7}  target")
     for name, fwd, full, np_fn in chain_cases(rng):
         t_fwd = time_us(fwd, chain_reps, trials) / CHAIN
         t_full = time_us(full, chain_reps, trials) / CHAIN

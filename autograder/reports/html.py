@@ -279,15 +279,15 @@ def _check(check: CheckResult) -> str:
         body.append(f'<h3>Likely bugs</h3><ul class="bugs">{items}</ul>')
     failed = [c for c in check.cases if not c.passed]
     if failed:
-        items = []
+        case_items: list[str] = []
         for case in failed[:MAX_CASES_LISTED]:
             msg = f"<pre>{esc(safe(case.message))}</pre>" if case.message.strip() else ""
-            items.append(f"<li><strong>{esc(case.label) or 'case'}</strong>{msg}</li>")
+            case_items.append(f"<li><strong>{esc(case.label) or 'case'}</strong>{msg}</li>")
         more = len(failed) - MAX_CASES_LISTED
         tail = f'<p class="more">… and {more} more failed cases</p>' if more > 0 else ""
         body.append(
             f"<h3>Failed cases ({len(failed)} of {len(check.cases)})</h3>"
-            f'<ol class="cases">{"".join(items)}</ol>{tail}'
+            f'<ol class="cases">{"".join(case_items)}</ol>{tail}'
         )
     if len(body) == 1:
         body.append(

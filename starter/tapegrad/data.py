@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 # IDX type byte -> big-endian NumPy dtype.
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype("u1"),
     0x09: np.dtype("i1"),
     0x0B: np.dtype(">i2"),
@@ -198,7 +198,7 @@ class DataLoader:
         lengths = [len(a) if a.ndim else None for a in self.arrays]
         if None in lengths or len(set(lengths)) != 1:
             raise ValueError(f"arrays must have the same first dimension, got lengths {lengths}")
-        self.n = lengths[0]
+        self.n: int = int(lengths[0] or 0)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last

@@ -119,6 +119,7 @@ def batch_norm(
             running_var.data += (momentum * n / (n - 1)) * var.data
         x_hat = centered / ops.sqrt(var + eps)
     else:
+        assert running_mean is not None and running_var is not None  # checked above
         x_hat = (x - running_mean) / ops.sqrt(running_var + eps)
     if weight is not None:
         x_hat = x_hat * weight
