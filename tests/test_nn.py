@@ -698,3 +698,26 @@ def test_dropout_mask_is_drawn_on_the_gpu():
     assert abs(float((y.data == 0).mean()) - 0.25) < 0.01
     w = init.xavier_uniform_(tg.Tensor(np.zeros((50, 60), np.float32), device=device))
     assert type(w.data).__module__.startswith("cupy") and w.dtype == np.float32
+
+
+@pytest.mark.hw2
+def test_fused_affine_matches_its_composition_to_second_order():
+    """F.linear is one op (Affine): same values, gradients and second derivatives as
+    x @ W.T + b written out, first-order fast path and recorded path alike."""
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((5, 4)), rng.standard_normal(5)
+    fused = lambda x, w, b: tg.tanh(F.linear(x, w, b))  # noqa: E731
+    plain = lambda x, w, b: tg.tanh(x @ w.T + b)  # noqa: E731
+    for f in (fused, plain):
+        assert tg.check_grad(f, x, w, b).ok
+    grads = []
+    for f in (fused, plain):
+        ts = [tg.Tensor(a, requires_grad=True) for a in (x, w, b)]
+        f(*ts).backward(np.ones((2, 3, 5)))
+        grads.append([t.grad.numpy() for t in ts])
+    for g1, g2 in zip(*grads):
+        np.testing.assert_allclose(g1, g2, rtol=1e-12)
+    hessian_row = lambda w: tg.grad(lambda v: (fused(tg.Tensor(x), v, tg.Tensor(b)) ** 2).sum())(w)  # noqa: E731
+    assert tg.check_grad(hessian_row, w).ok
+    _, t = tg.jvp(lambda *a: F.linear(*a), (x, w, b), (x, w, b))  # tangents = primals
+    np.testing.assert_allclose(t.numpy(), 2 * (x @ w.T) + b, rtol=1e-12)

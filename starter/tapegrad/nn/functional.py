@@ -3,14 +3,17 @@ as ``torch.nn.functional``. The modules of :mod:`tapegrad.nn` hold the parameter
 these; use them directly for gradient checks with respect to the parameters.
 
 Everything here is composed of tapegrad ops, so gradients (of any order) come for free;
-only the losses and the convolution need Functions of their own (:mod:`.losses`, :mod:`.conv`).
+only the losses, the convolution and the affine map (fused for speed: it runs twice per layer
+per training step) have Functions of their own.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import ops, random
 from ..ops import log_softmax, relu, sigmoid, softmax, tanh  # re-exported: F.relu, ...
-from ..tensor import Tensor
+from ..tensor import Function, Tensor, is_grad_enabled
 from .conv import conv2d, max_pool2d
 from .losses import cross_entropy, mse_loss
 
@@ -27,6 +30,26 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     returns (..., out). The bias broadcasts over the batch.
     """
     raise NotImplementedError("hw2: linear")
+
+
+class Affine(Function):
+    """``x @ weight.T + bias`` as one op: the same value as the three ops it replaces
+    (transpose, matmul, add), with fewer steps on the tape."""
+
+    def forward(self, x: Any, weight: Any, bias: Any = None) -> Any:
+        """y = x @ weight.T (+ bias): x (..., in), weight (out, in), bias (out,)."""
+        raise NotImplementedError("hw2: Affine.forward")
+
+    def backward(self, gy: Tensor) -> tuple[Tensor | None, ...]:
+        """With g = gy flattened to (N, out) and x to (N, in): grad_x = gy @ weight,
+        grad_weight = g.T @ x, grad_bias = the sum of g over its rows. A first-order pass
+        (recording off) computes them on the arrays directly; with ``create_graph`` they are
+        built from tapegrad ops, so they can be differentiated again."""
+        raise NotImplementedError("hw2: Affine.backward")
+
+    def jvp(self, *tangents: Tensor) -> Tensor:
+        """t = tx @ weight.T + x @ tweight.T (+ tbias)."""
+        raise NotImplementedError("hw2: Affine.jvp")
 
 
 def flatten(x: Tensor, start_dim: int = 1) -> Tensor:
