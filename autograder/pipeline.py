@@ -171,10 +171,8 @@ def _feedback(check: CheckResult) -> str:
     return "\n".join(lines)
 
 
-Runner = Callable[
-    [WorkerSession, CheckConfig, Assignment, np.random.Generator],
-    tuple[list[CaseOutcome], dict[str, Any]],
-]
+Outcome = tuple[list[CaseOutcome], dict[str, Any]]
+Runner = Callable[[Request, CheckConfig, Assignment, np.random.Generator], Outcome]
 
 
 def op_check_outcomes(
@@ -196,37 +194,39 @@ def op_check_outcomes(
     return outcomes
 
 
-def _run_op(session: WorkerSession, check: CheckConfig, a: Assignment, rng: np.random.Generator):  # type: ignore[no-untyped-def]
-    request = lambda h, arr: session.request(h, arr, timeout=check.timeout)  # noqa: E731
+def _run_op(
+    request: Request, check: CheckConfig, a: Assignment, rng: np.random.Generator
+) -> Outcome:
     return op_check_outcomes(request, check, rng), {}
 
 
 def _run_module(
-    session: WorkerSession, check: CheckConfig, a: Assignment, rng: np.random.Generator
-):  # type: ignore[no-untyped-def]
+    request: Request, check: CheckConfig, a: Assignment, rng: np.random.Generator
+) -> Outcome:
     from .modprobes import run_module_check
 
-    request = lambda h, arr: session.request(h, arr, timeout=check.timeout)  # noqa: E731
     assert check.probe is not None  # config.py requires it for module checks
     return run_module_check(request, check.probe, rng), {}
 
 
-def _run_train(session: WorkerSession, check: CheckConfig, a: Assignment, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+def _run_train(
+    request: Request, check: CheckConfig, a: Assignment, rng: np.random.Generator
+) -> Outcome:
     from .recipes import load_dataset, run_train_check
 
-    name, train, (test_x, test_y) = load_dataset()
-    request = lambda h, arr: session.request(h, arr, timeout=check.timeout)  # noqa: E731
+    name, train, (test_x, test_y) = load_dataset()  # the test labels stay in this process
     return run_train_check(request, check, name, train, test_x, test_y, check.timeout)
 
 
 def _run_notebook(
-    session: WorkerSession, check: CheckConfig, a: Assignment, rng: np.random.Generator
-):  # type: ignore[no-untyped-def]
-    request = lambda h, arr: session.request(h, arr, timeout=check.timeout)  # noqa: E731
+    request: Request, check: CheckConfig, a: Assignment, rng: np.random.Generator
+) -> Outcome:
     assert check.notebook and check.grade_id and check.function
-    return run_notebook_check(
-        request, a.directory / check.notebook, check.notebook, check.grade_id, check.function, rng
-    ), {}
+    source = a.directory / check.notebook  # the instructor's notebook: the trusted reference
+    outcomes = run_notebook_check(
+        request, source, check.notebook, check.grade_id, check.function, rng
+    )
+    return outcomes, {}
 
 
 RUNNERS: dict[str, Runner] = {
@@ -336,7 +336,11 @@ def _grade_check(
     else:
         rng = np.random.default_rng(seeds.seed(a.id, check.id, submission_hash))
         try:
-            r.cases, r.extra = RUNNERS[check.kind](session, check, a, rng)
+
+            def request(header: dict[str, Any], arrays: list[np.ndarray]) -> Any:
+                return session.request(header, arrays, timeout=check.timeout)
+
+            r.cases, r.extra = RUNNERS[check.kind](request, check, a, rng)
         except WorkerCrashed as exc:  # the worker could not even be restarted
             r.error = f"the worker could not be started: {exc}"
         except Exception as exc:  # a bug of the grader's: say so, grade the rest
