@@ -26,7 +26,6 @@ import pytest
 from autograder.config import Assignment, load_assignment
 from autograder.diagnose import BUG_CLASSES
 from autograder.pipeline import GradeOptions, grade_submission
-from autograder.reference import build_reference
 from autograder.results import CaseOutcome, GradingResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -585,10 +584,8 @@ BY_ID = {b.id: b for b in CATALOGUE}
 
 
 @pytest.fixture(scope="session")
-def reference_submission(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bugs") / "reference-hw1"
-    build_reference("hw1", REPO, out)
-    return out
+def reference_submission(reference_hw1: Path) -> Path:
+    return reference_hw1
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ import pytest
 from autograder.cli import main as grade_main
 from autograder.config import Assignment, load_assignment
 from autograder.pipeline import GradeOptions, grade_submission
-from autograder.reference import build_reference
 from autograder.results import CheckResult, GradingResult
 from autograder.sandbox import Limits
 
@@ -28,10 +27,8 @@ OPS = ("ops.exp", "ops.add")  # a broken exp, and an unrelated check graded afte
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("malformed") / "reference-hw1"
-    build_reference("hw1", REPO, out)
-    return out
+def reference(reference_hw1: Path) -> Path:
+    return reference_hw1
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 import tapegrad as tg
+from conftest import worker_session
 
 from autograder.config import load_assignment
 from autograder.diagnose import BUG_CLASSES, Verdict
 from autograder.modprobes import PROBES, module_handler, run_module_check
 from autograder.opcheck import RequestFailed
-from autograder.sandbox import Limits, Worker, WorkerError, WorkerTimeout, make_sandbox
+from autograder.pipeline import WorkerSession
 
 REPO = Path(__file__).resolve().parents[1]
 STATISTICAL = ("dropout", "xavier", "kaiming")
@@ -461,47 +462,17 @@ def test_unknown_probe() -> None:
 # ---- end to end, through a real worker ----------------------------------------------------------
 
 
-def _req(worker: Worker, header: dict[str, Any], arrays: list[np.ndarray],
-         timeout: float | None = None) -> tuple[dict[str, Any], list[np.ndarray]]:  # fmt: skip
-    """The pipeline's adapter: a failed reply or a dead worker becomes RequestFailed."""
-    try:
-        reply, out = worker.request(header, arrays, timeout=timeout)
-    except WorkerError as exc:
-        raise RequestFailed(str(exc), "timeout" if isinstance(exc, WorkerTimeout) else "crash",
-                            fatal=True) from None  # fmt: skip
-    if not reply["ok"]:
-        error = reply["error"]
-        kind = "not_implemented" if error["type"] == "NotImplementedError" else "crash"
-        where = f" ({error['where']})" if error["where"] else ""
-        raise RequestFailed(f"{error['type']}: {error['message']}{where}", kind)
-    return reply, out
-
-
-@pytest.fixture(scope="module")
-def worker() -> Iterator[Worker]:
-    limits = Limits(request_timeout=60.0, start_timeout=30.0, total_timeout=300.0)
-    w = make_sandbox("none", limits).start(REPO / "solution")
-    assert w.hello["ok"], w.hello
-    try:
-        yield w
-    finally:
-        w.close()
-
-
 @pytest.mark.parametrize("name", ["module", "linear", "batchnorm1d", "dropout", "adam", "conv2d"])
-def test_end_to_end_reference_passes(worker: Worker, name: str) -> None:
-    outcomes = run_module_check(
-        lambda h, a: _req(worker, h, a), name, np.random.default_rng(7)
-    )  # fmt: skip
+def test_end_to_end_reference_passes(reference_session: WorkerSession, name: str) -> None:
+    outcomes = run_module_check(reference_session.request, name, np.random.default_rng(7))
     assert outcomes and all(o.passed for o in outcomes), [o for o in outcomes if not o.passed]
 
 
 def test_end_to_end_starter_is_not_implemented() -> None:
-    limits = Limits(request_timeout=30.0, start_timeout=30.0, total_timeout=120.0)
-    with make_sandbox("none", limits).start(REPO / "starter") as w:
-        if not w.hello["ok"]:
-            pytest.skip(f"the starter does not import: {w.hello['error']}")
-        outcomes = run_module_check(lambda h, a: _req(w, h, a), "sgd", np.random.default_rng(0))
+    with worker_session(REPO / "starter", 120.0) as session:
+        if not session.start()["ok"]:
+            pytest.skip(f"the starter does not import: {session.hello['error']}")
+        outcomes = run_module_check(session.request, "sgd", np.random.default_rng(0))
     assert outcomes[0].bug_class == "not_implemented"
-    assert "NotImplementedError" in outcomes[0].message
+    assert "not implemented: hw2: SGD.step" in outcomes[0].message  # the grader's own wording
     assert all(o.message.startswith("not run: ") for o in outcomes[1:])

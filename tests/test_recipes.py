@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import shutil
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
@@ -18,6 +17,7 @@ import tapegrad as tg
 
 from autograder.config import CheckConfig, load_assignment
 from autograder.opcheck import RequestFailed
+from autograder.pipeline import WorkerSession
 from autograder.recipes import (
     DEFAULT_DATA,
     RECIPES,
@@ -26,7 +26,6 @@ from autograder.recipes import (
     run_train_check,
     train_handler,
 )
-from autograder.sandbox import Limits, Worker, make_sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -212,28 +211,16 @@ def test_read_idx_rejects_broken_files(tmp_path: Path) -> None:
 # ---- end to end ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def worker() -> Iterator[Worker]:
-    limits = Limits(request_timeout=60.0, start_timeout=30.0, total_timeout=300.0)
-    w = make_sandbox("none", limits).start(REPO / "solution")
-    assert w.hello["ok"], w.hello
-    try:
-        yield w
-    finally:
-        w.close()
-
-
-def test_end_to_end_one_epoch(worker: Worker, data: Any) -> None:
+def test_end_to_end_one_epoch(reference_session: WorkerSession, data: Any) -> None:
     name, (train_x, train_y), (test_x, test_y) = data
-
-    def request(header: dict[str, Any], arrays: list[np.ndarray]):
-        reply, out = worker.request(header, arrays, timeout=60)
-        if not reply["ok"]:
-            raise RequestFailed(f"{reply['error']['type']}: {reply['error']['message']}", "crash")
-        return reply, out
-
     outcomes, extra = run_train_check(
-        request, _check(), name, (train_x[:1000], train_y[:1000]), test_x[:300], test_y[:300], 60
+        reference_session.request,
+        _check(),
+        name,
+        (train_x[:1000], train_y[:1000]),
+        test_x[:300],
+        test_y[:300],
+        60,
     )
     assert outcomes[0].passed, outcomes[0].message
     assert set(extra) >= {"accuracy", "threshold", "dataset", "seconds"}
