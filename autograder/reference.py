@@ -32,18 +32,13 @@ def build_reference(assignment_id: str, root: Path, out: Path, force: bool = Fal
     package = root / "solution" / PACKAGE
     if not package.is_dir():
         raise ReleaseError(f"solution package not found: {package}")
-    files: list[str] = []
 
     def build(staging: Path) -> None:
         copy_tree(package, staging / PACKAGE)
         for name in assignment.notebooks:
             shutil.copy2(assignment.directory / name, staging / name)
-        files.extend(
-            sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
-        )
 
-    write_atomically(out, build, root, force)
-    return files
+    return write_atomically(out, build, root, force)
 
 
 def register(

@@ -84,8 +84,11 @@ class ReleaseError(KitError):
 # --------------------------------------------------------------------------- writing safely
 
 
-def write_atomically(out: Path, build: Callable[[Path], None], root: Path, force: bool) -> None:
+def write_atomically(
+    out: Path, build: Callable[[Path], None], root: Path, force: bool
+) -> list[str]:
     """Run ``build(staging_dir)`` and move the result to ``out``; on any error write nothing.
+    Returns the files written, relative to ``out``.
 
     ``out`` must not exist, be empty, or (with ``force``) be replaced whole. Refuses to write
     at or around the repository's own sources.
@@ -112,6 +115,7 @@ def write_atomically(out: Path, build: Callable[[Path], None], root: Path, force
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would make the release private
     try:
         build(staging)
+        files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
         if out.exists():
             old = staging.with_name(staging.name.replace("building", "old"))
             out.rename(old)
@@ -122,6 +126,7 @@ def write_atomically(out: Path, build: Callable[[Path], None], root: Path, force
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return files
 
 
 def copy_tree(src: Path, dst: Path) -> None:
@@ -457,7 +462,6 @@ def build_release(
     """
     assignment = load_assignment(assignment_id, root)
     patterns = leak_patterns(root, assignment)
-    files: list[str] = []
 
     def refuse_leaks(staging: Path) -> None:
         leaks = find_leaks(staging, patterns)
@@ -474,12 +478,8 @@ def build_release(
         refuse_leaks(staging)  # before nbgrader, so a leaking template fails fast
         generate_notebooks(assignment, staging)
         refuse_leaks(staging)
-        files.extend(
-            sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
-        )
 
-    write_atomically(out, build, root, force)
-    return files
+    return write_atomically(out, build, root, force)
 
 
 # --------------------------------------------------------------------------- command line
