@@ -208,29 +208,28 @@ def test_op_returns_integers(reference: Path, hw1: Assignment, tmp_path: Path) -
     assert "int64" in messages(c), "the feedback should say the result is int64"
 
 
-def test_op_returns_nan(reference: Path, hw1: Assignment, tmp_path: Path) -> None:
-    sub = patched(
-        reference,
-        tmp_path / "sub",
-        ("ops.py", EXP_FORWARD, "        return self.xp.exp(a) * np.nan\n"),
-    )
-    result = grade(sub, only(hw1, OPS))
-    c = check(result, "ops.exp")
-    assert_zero(c, "contains NaN or inf")
-    assert set(c.bug_classes) == {"nan_inf"}
-    assert_full(check(result, "ops.add"))
+# (where the patch goes, what replaces it, what the feedback must say, the bug class)
+BROKEN_EXP = {
+    "nan output": (EXP_FORWARD, "        return self.xp.exp(a) * np.nan\n",
+                   ("contains NaN or inf",), "nan_inf"),
+    "exception in backward": (EXP_BACKWARD, "        raise RuntimeError('boom in backward')\n",
+                              ("RuntimeError: boom in backward", "tapegrad/ops.py:", "in backward"),
+                              "crash"),
+    "sys.exit in forward": (EXP_FORWARD, "        import sys\n        sys.exit(3)\n",
+                            ("SystemExit",), "crash"),
+}  # fmt: skip
 
 
-def test_exception_in_backward(reference: Path, hw1: Assignment, tmp_path: Path) -> None:
-    sub = patched(
-        reference,
-        tmp_path / "sub",
-        ("ops.py", EXP_BACKWARD, "        raise RuntimeError('boom in backward')\n"),
-    )
+@pytest.mark.parametrize("case", sorted(BROKEN_EXP))
+def test_broken_exp_loses_its_points_and_the_next_check_is_graded(
+    case: str, reference: Path, hw1: Assignment, tmp_path: Path
+) -> None:
+    where, replacement, says, bug_class = BROKEN_EXP[case]
+    sub = patched(reference, tmp_path / "sub", ("ops.py", where, replacement))
     result = grade(sub, only(hw1, OPS))
     c = check(result, "ops.exp")
-    assert_zero(c, "RuntimeError: boom in backward", "tapegrad/ops.py:", "in backward")
-    assert set(c.bug_classes) == {"crash"}
+    assert_zero(c, *says)
+    assert set(c.bug_classes) == {bug_class}
     assert_full(check(result, "ops.add"))
 
 
@@ -248,19 +247,6 @@ def test_infinite_loop_in_backward_times_out(
     assert set(c.bug_classes) == {"timeout"}
     assert c.wall_time < 10, "the remaining cases must not each wait for the timeout"
     assert_full(check(result, "ops.add"))  # a fresh worker
-
-
-def test_sys_exit_in_forward(reference: Path, hw1: Assignment, tmp_path: Path) -> None:
-    sub = patched(
-        reference,
-        tmp_path / "sub",
-        ("ops.py", EXP_FORWARD, "        import sys\n        sys.exit(3)\n"),
-    )
-    result = grade(sub, only(hw1, OPS))
-    c = check(result, "ops.exp")
-    assert_zero(c, "SystemExit")
-    assert set(c.bug_classes) == {"crash"}
-    assert_full(check(result, "ops.add"))
 
 
 def test_os_exit_in_backward_then_a_fresh_worker(
