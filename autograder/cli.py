@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from . import KitError
-from .pipeline import GradeOptions, grade_submission
-from .reports import render_terminal, write_reports
-from .sandbox import LEVELS
+from .grading.pipeline import GradeOptions, grade_submission
+from .grading.reports import render_terminal, write_reports
+from .grading.sandbox import LEVELS
 
 __all__ = ["main"]
 

@@ -80,7 +80,7 @@ from types import MappingProxyType
 from typing import Any
 
 from autograder import KitError
-from autograder.opspecs import SPECS
+from autograder.worker.opspecs import SPECS
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from .pipeline import GradeOptions, grade_submission, kit_root
-from .reference import build_reference
-from .reports import render_terminal, write_reports
-from .starter import check_starter
+from .grading.pipeline import GradeOptions, grade_submission, kit_root
+from .authoring.reference import build_reference
+from .grading.reports import render_terminal, write_reports
+from .authoring.starter import check_starter
 
 # Classic bugs planted in the sample buggy submission: (file, reference text, buggy text).
 SAMPLE_BUGS = (

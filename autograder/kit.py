@@ -23,7 +23,7 @@ from autograder import KitError
 
 # Modules providing subcommands; "autograder.release", "autograder.reference" and
 # "autograder.data" are to be added here.
-SUBCOMMANDS: tuple[str, ...] = ("autograder.starter", "autograder.release", "autograder.reference")
+SUBCOMMANDS: tuple[str, ...] = ("autograder.authoring.starter", "autograder.authoring.release", "autograder.authoring.reference")
 
 EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE = 0, 1, 2
 

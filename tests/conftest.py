@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.pipeline import WorkerSession
-from autograder.sandbox import Limits, make_sandbox
+from autograder.grading.pipeline import WorkerSession
+from autograder.grading.sandbox import Limits, make_sandbox
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def reference_session() -> Iterator[WorkerSession]:
 @pytest.fixture(scope="session")
 def reference_hw1(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The hw1 reference submission (``kit reference hw1``), built once per test session."""
-    from autograder.reference import build_reference
+    from autograder.authoring.reference import build_reference
 
     out = tmp_path_factory.mktemp("reference") / "hw1"
     build_reference("hw1", REPO, out)

@@ -15,7 +15,7 @@ from autograder.config import (
     assignment_path,
     load_assignment,
 )
-from autograder.opspecs import SPECS
+from autograder.worker.opspecs import SPECS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

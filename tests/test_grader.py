@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 import tapegrad as tg
 
-from autograder import probes  # noqa: F401  (registers the worker's handlers)
+from autograder.worker import ops as probes  # noqa: F401  (registers the worker's handlers)
 from autograder.config import assignment_ids, load_assignment
-from autograder.modprobes import run_module_check
-from autograder.opcheck import RequestFailed
-from autograder.pipeline import GradeOptions, grade_submission, kit_root, op_check_outcomes
-from autograder.reference import build_reference
-from autograder.release import build_release
-from autograder.reports import write_reports
-from autograder.seeds import hidden_seeds, public_seeds
-from autograder.worker import HANDLERS
+from autograder.grading.modules import run_module_check
+from autograder.grading.ops import RequestFailed
+from autograder.grading.pipeline import GradeOptions, grade_submission, kit_root, op_check_outcomes
+from autograder.authoring.reference import build_reference
+from autograder.authoring.release import build_release
+from autograder.grading.reports import write_reports
+from autograder.grading.seeds import hidden_seeds, public_seeds
+from autograder.worker.loop import HANDLERS
 
 SEEDS = 200
 HW1 = load_assignment("hw1")

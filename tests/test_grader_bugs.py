@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from autograder.config import Assignment, load_assignment
-from autograder.diagnose import BUG_CLASSES
-from autograder.pipeline import GradeOptions, grade_submission
-from autograder.results import CaseOutcome, GradingResult
+from autograder.grading.diagnose import BUG_CLASSES
+from autograder.grading.pipeline import GradeOptions, grade_submission
+from autograder.grading.results import CaseOutcome, GradingResult
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = GradeOptions(public=False, sandbox="none", secret=b"test-secret")

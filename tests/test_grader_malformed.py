@@ -17,9 +17,9 @@ import pytest
 
 from autograder.cli import main as grade_main
 from autograder.config import Assignment, load_assignment
-from autograder.pipeline import GradeOptions, grade_submission
-from autograder.results import CheckResult, GradingResult
-from autograder.sandbox import Limits
+from autograder.grading.pipeline import GradeOptions, grade_submission
+from autograder.grading.results import CheckResult, GradingResult
+from autograder.grading.sandbox import Limits
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = GradeOptions(public=False, sandbox="none", secret=b"test-secret")

@@ -16,10 +16,10 @@ import tapegrad as tg
 from conftest import worker_session
 
 from autograder.config import load_assignment
-from autograder.diagnose import BUG_CLASSES, Verdict
-from autograder.modprobes import PROBES, module_handler, run_module_check
-from autograder.opcheck import RequestFailed
-from autograder.pipeline import WorkerSession
+from autograder.grading.diagnose import BUG_CLASSES, Verdict
+from autograder.grading.modules import PROBES, module_handler, run_module_check
+from autograder.grading.ops import RequestFailed
+from autograder.grading.pipeline import WorkerSession
 
 REPO = Path(__file__).resolve().parents[1]
 STATISTICAL = ("dropout", "xavier", "kaiming")

@@ -1,4 +1,4 @@
-"""Tests of the assignments' nbgrader source notebooks and of autograder.notebook.
+"""Tests of the assignments' nbgrader source notebooks and of autograder.worker.cells.
 
 The source notebooks must run top to bottom with the reference solution and pass their own
 tests; the real ``nbgrader generate_assignment`` must turn them into student versions with no
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from autograder.config import assignment_ids, load_assignment
-from autograder.notebook import (
+from autograder.worker.cells import (
     NotebookError,
     extract_graded_source,
     graded_cells,

@@ -2,7 +2,7 @@
 against the float64 NumPy reference, VJPs against finite differences of that reference
 (full for small inputs, random directions for large ones), forward mode against reverse mode,
 second derivatives, backward twice, inputs untouched. The ops come from
-``autograder.opspecs.SPECS``; nothing here lists them again."""
+``autograder.worker.opspecs.SPECS``; nothing here lists them again."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tapegrad as tg
 
-from autograder.numeric import close, directional_derivative, gradient_of_projection
-from autograder.opspecs import SPECS, Case, OpSpec, make_inputs
+from autograder.grading.numeric import close, directional_derivative, gradient_of_projection
+from autograder.worker.opspecs import SPECS, Case, OpSpec, make_inputs
 
 pytestmark = pytest.mark.hw1
 

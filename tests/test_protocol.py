@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from autograder.protocol import (
+from autograder.worker.protocol import (
     DTYPES,
     MAGIC,
     MessageDecoder,

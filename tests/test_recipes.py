@@ -16,9 +16,9 @@ import pytest
 import tapegrad as tg
 
 from autograder.config import CheckConfig, load_assignment
-from autograder.opcheck import RequestFailed
-from autograder.pipeline import WorkerSession
-from autograder.recipes import (
+from autograder.grading.ops import RequestFailed
+from autograder.grading.pipeline import WorkerSession
+from autograder.worker.training import (
     DEFAULT_DATA,
     RECIPES,
     load_dataset,

@@ -1,4 +1,4 @@
-"""Tests of ``kit release`` and ``kit reference`` (autograder.release, autograder.reference):
+"""Tests of ``kit release`` and ``kit reference`` (autograder.authoring.release, autograder.authoring.reference):
 the release's layout, that no solution text or hidden check leaks into it, the refusal when
 one would, and the reference submission."""
 
@@ -17,15 +17,15 @@ import pytest
 
 from autograder.config import assignment_ids, load_assignment
 from autograder.kit import main
-from autograder.reference import build_reference
-from autograder.release import (
+from autograder.authoring.reference import build_reference
+from autograder.authoring.release import (
     TEMPLATES,
     ReleaseError,
     build_release,
     find_leaks,
     leak_patterns,
 )
-from autograder.starter import check_starter
+from autograder.authoring.starter import check_starter
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -78,7 +78,7 @@ def released_text(release: Path) -> dict[str, str]:
 
 def solution_block_lines() -> set[str]:
     """Lines (stripped, > 20 characters) inside solution blocks of solution/tapegrad that do
-    not also appear outside them: parsed here independently of autograder.release."""
+    not also appear outside them: parsed here independently of autograder.authoring.release."""
     inside, outside = set(), set()
     for path in (REPO_ROOT / "solution" / "tapegrad").rglob("*.py"):
         in_block = False

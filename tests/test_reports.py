@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.reports import (
+from autograder.grading.reports import (
     REPORTS,
     atomic_write_text,
     gradescope_results,
@@ -22,8 +22,8 @@ from autograder.reports import (
     render_terminal,
     write_reports,
 )
-from autograder.reports.gradescope import TEST_KEYS, TOP_LEVEL_KEYS
-from autograder.results import CaseOutcome, CheckResult, GradingResult
+from autograder.grading.reports.gradescope import TEST_KEYS, TOP_LEVEL_KEYS
+from autograder.grading.results import CaseOutcome, CheckResult, GradingResult
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SUB_HASH = "sha256:" + "3f2a9c1e7b4d" + "0" * 52

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.sandbox import (
+from autograder.grading.sandbox import (
     Limits,
     Sandbox,
     Worker,

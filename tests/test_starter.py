@@ -1,4 +1,4 @@
-"""Tests of the starter generator (autograder.starter) and the ``kit starter`` command."""
+"""Tests of the starter generator (autograder.authoring.starter) and the ``kit starter`` command."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from autograder.kit import find_repo_root, main
-from autograder.starter import (
+from autograder.authoring.starter import (
     MarkerError,
     StarterError,
     check_starter,

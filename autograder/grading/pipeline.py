@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from autograder import __version__
 from .collect import Submission, SubmissionError, collect
-from .config import Assignment, CheckConfig, load_assignment
+from autograder.config import Assignment, CheckConfig, load_assignment
 from .diagnose import hint
-from .nbprobes import run_notebook_check
-from .opcheck import Request, RequestFailed, run_op_check
+from autograder.worker.notebooks import run_notebook_check
+from .ops import Request, RequestFailed, run_op_check
 from .results import CaseOutcome, CheckResult, GradingResult
 from .sandbox import (
     Limits,
@@ -50,7 +50,7 @@ __all__ = [
     "op_check_outcomes",
 ]
 
-GRADER_DIR = Path(__file__).resolve().parent
+GRADER_DIR = Path(__file__).resolve().parents[1]
 FAILED_CASES_SHOWN = 5
 
 
@@ -203,7 +203,7 @@ def _run_op(
 def _run_module(
     request: Request, check: CheckConfig, a: Assignment, rng: np.random.Generator
 ) -> Outcome:
-    from .modprobes import run_module_check
+    from .modules import run_module_check
 
     assert check.probe is not None  # config.py requires it for module checks
     return run_module_check(request, check.probe, rng), {}
@@ -212,7 +212,7 @@ def _run_module(
 def _run_train(
     request: Request, check: CheckConfig, a: Assignment, rng: np.random.Generator
 ) -> Outcome:
-    from .recipes import load_dataset, run_train_check
+    from autograder.worker.training import load_dataset, run_train_check
 
     name, train, (test_x, test_y) = load_dataset()  # the test labels stay in this process
     return run_train_check(request, check, name, train, test_x, test_y, check.timeout)

@@ -8,7 +8,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ..opspecs import DOMAINS
+from autograder.worker.opspecs import DOMAINS
 from .base import (
     AFFINE_OUTPUTS,
     Arrays,

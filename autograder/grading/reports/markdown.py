@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from autograder.reports._common import (
+from autograder.grading.reports._common import (
     MAX_CASES_LISTED,
     MAX_ERROR_CHARS,
     MAX_NOTE_CHARS,
@@ -30,7 +30,7 @@ from autograder.reports._common import (
     short_hash,
     when,
 )
-from autograder.results import CheckResult, GradingResult
+from autograder.grading.results import CheckResult, GradingResult
 
 __all__ = ["render_markdown", "check_feedback_md", "submission_summary_md"]
 

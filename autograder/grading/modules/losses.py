@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..opspecs import DOMAINS
+from autograder.worker.opspecs import DOMAINS
 from .base import Arrays, ModuleProbe, Outputs, Params, Signature, case_labels, forward_backward
 
 # ---- losses -------------------------------------------------------------------------------------

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from ..diagnose import Verdict
-from ..opcheck import Request, RequestFailed
+from ..ops import Request, RequestFailed
 from ..results import CaseOutcome
-from ..worker import handler
+from autograder.worker.loop import handler
 from .base import Arrays, ModuleProbe, Outputs
 from .conv import CONV2D_PROBE, MAXPOOL2D_PROBE
 from .init import KAIMING_PROBE, XAVIER_PROBE

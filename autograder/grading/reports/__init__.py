@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from autograder.reports._common import atomic_write_text
-from autograder.reports.gradescope import gradescope_results, render_gradescope
-from autograder.reports.html import render_html
-from autograder.reports.junit import render_junit
-from autograder.reports.markdown import render_markdown
-from autograder.reports.terminal import render_terminal
-from autograder.results import GradingResult
+from autograder.grading.reports._common import atomic_write_text
+from autograder.grading.reports.gradescope import gradescope_results, render_gradescope
+from autograder.grading.reports.html import render_html
+from autograder.grading.reports.junit import render_junit
+from autograder.grading.reports.markdown import render_markdown
+from autograder.grading.reports.terminal import render_terminal
+from autograder.grading.results import GradingResult
 
 __all__ = [
     "REPORTS",

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..diagnose import Verdict, compare_values
-from ..probes import to_array
+from autograder.worker.ops import to_array
 from .base import Arrays, ModuleProbe, Outputs, Params, seed
 
 # ---- Module: parameters(), train()/eval(), state_dict() -----------------------------------------

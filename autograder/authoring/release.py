@@ -43,8 +43,8 @@ from pathlib import Path
 
 from autograder import KitError
 from autograder.config import Assignment, assignment_ids, load_assignment
-from autograder.notebook import graded_cells, read_cells
-from autograder.starter import (
+from autograder.worker.cells import graded_cells, read_cells
+from autograder.authoring.starter import (
     PACKAGE,
     SKIPPED_DIRS,
     SKIPPED_SUFFIXES,

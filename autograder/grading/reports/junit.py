@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from autograder.reports._common import (
+from autograder.grading.reports._common import (
     MAX_ERROR_CHARS,
     check_title,
     clean_text,
@@ -21,8 +21,8 @@ from autograder.reports._common import (
     round_score,
     safe,
 )
-from autograder.reports.markdown import check_feedback_md
-from autograder.results import CheckResult, GradingResult
+from autograder.grading.reports.markdown import check_feedback_md
+from autograder.grading.results import CheckResult, GradingResult
 
 __all__ = ["render_junit"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..probes import to_array
+from autograder.worker.ops import to_array
 from .base import (
     AFFINE_OUTPUTS,
     Arrays,

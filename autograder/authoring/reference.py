@@ -20,8 +20,8 @@ import shutil
 from pathlib import Path
 
 from autograder.config import load_assignment
-from autograder.release import ReleaseError, copy_tree, write_atomically
-from autograder.starter import PACKAGE
+from autograder.authoring.release import ReleaseError, copy_tree, write_atomically
+from autograder.authoring.starter import PACKAGE
 
 __all__ = ["build_reference"]
 

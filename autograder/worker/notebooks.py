@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .diagnose import Verdict, compare_values
-from .notebook import extract_graded_source
-from .results import CaseOutcome
-from .worker import handler
+from autograder.grading.diagnose import Verdict, compare_values
+from .cells import extract_graded_source
+from autograder.grading.results import CaseOutcome
+from .loop import handler
 
 __all__ = ["NOTEBOOK_PROBES", "run_notebook_check", "load_namespace"]
 
@@ -212,7 +212,7 @@ def run_notebook_check(
     rng: np.random.Generator,
 ) -> list[CaseOutcome]:
     """Parent side: every case of one notebook check."""
-    from .opcheck import RequestFailed
+    from autograder.grading.ops import RequestFailed
 
     if function not in NOTEBOOK_PROBES:
         raise KeyError(

@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any
 
-from autograder.reports._common import (
+from autograder.grading.reports._common import (
     MAX_ERROR_CHARS,
     MAX_NOTE_CHARS,
     check_title,
@@ -22,8 +22,8 @@ from autograder.reports._common import (
     round_score,
     safe,
 )
-from autograder.reports.markdown import check_feedback_md, submission_summary_md
-from autograder.results import CheckResult, GradingResult
+from autograder.grading.reports.markdown import check_feedback_md, submission_summary_md
+from autograder.grading.results import CheckResult, GradingResult
 
 __all__ = ["TOP_LEVEL_KEYS", "TEST_KEYS", "gradescope_results", "render_gradescope"]
 

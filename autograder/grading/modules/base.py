@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..diagnose import Verdict, classify_gradient, compare_values
-from ..probes import to_array
+from autograder.worker.ops import to_array
 
 Params = dict[str, Any]
 Arrays = list[np.ndarray]

@@ -22,7 +22,7 @@ import numpy as np
 
 from .diagnose import Verdict, classify_gradient, compare_values
 from .numeric import directional_derivative, gradient_of_projection
-from .opspecs import Case, OpSpec, make_inputs, spec
+from autograder.worker.opspecs import Case, OpSpec, make_inputs, spec
 from .results import CaseOutcome
 
 __all__ = ["run_op_check", "RequestFailed"]

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from autograder import protocol
+from autograder.worker import protocol
 
 __all__ = ["HANDLERS", "Handler", "handler", "main"]
 
@@ -261,9 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     requests = sys.stdin.buffer
 
     try:  # the grader's own probes, when that module exists
-        import autograder.probes  # noqa: F401
+        import autograder.worker.ops  # noqa: F401
     except ModuleNotFoundError as e:
-        if e.name != "autograder.probes":
+        if e.name != "autograder.worker.ops":
             raise
 
     submission = os.path.realpath(args.submission)
@@ -284,6 +284,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     # Run the imported module's main, not this __main__ copy: handlers that autograder.probes
     # registers go into autograder.worker.HANDLERS.
-    from autograder.worker import main as _main
+    from autograder.worker.loop import main as _main
 
     sys.exit(_main())

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .opspecs import spec
-from .worker import handler
+from .loop import handler
 
 Arrays = list[np.ndarray]
 
@@ -142,4 +142,5 @@ def hvp_probe(
 
 
 # The other probe families register their handlers on import.
-from . import modprobes, nbprobes, recipes  # noqa: E402, F401
+from autograder.grading import modules  # noqa: E402, F401
+from . import notebooks, training  # noqa: E402, F401

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 
-from autograder.reports._common import (
+from autograder.grading.reports._common import (
     MAX_CASES_LISTED,
     MAX_ERROR_CHARS,
     MAX_NOTE_CHARS,
@@ -32,7 +32,7 @@ from autograder.reports._common import (
     short_hash,
     when,
 )
-from autograder.results import CheckResult, GradingResult
+from autograder.grading.results import CheckResult, GradingResult
 
 __all__ = ["render_html"]
 

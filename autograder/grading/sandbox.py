@@ -36,7 +36,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from autograder import protocol
+from autograder.worker import protocol
 
 __all__ = [
     "LEVELS",
@@ -50,7 +50,7 @@ __all__ = [
     "make_sandbox",
 ]
 
-GRADER_PACKAGE = Path(__file__).resolve().parent  # the autograder/ directory
+GRADER_PACKAGE = Path(__file__).resolve().parents[1]  # the autograder/ directory
 
 
 class WorkerError(Exception):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from autograder.reports._common import (
+from autograder.grading.reports._common import (
     cases_text,
     check_title,
     clean_text,
@@ -19,7 +19,7 @@ from autograder.reports._common import (
     sandbox_warning,
     short_hash,
 )
-from autograder.results import GradingResult
+from autograder.grading.results import GradingResult
 
 __all__ = ["render_terminal"]
 

@@ -16,8 +16,8 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from autograder.diagnose import hint
-from autograder.results import VISIBILITIES, CheckResult, GradingResult
+from autograder.grading.diagnose import hint
+from autograder.grading.results import VISIBILITIES, CheckResult, GradingResult
 
 # How many failed cases each check lists before "and N more".
 MAX_CASES_LISTED = 5

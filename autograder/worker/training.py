@@ -33,15 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from .config import CheckConfig
-from .opcheck import RequestFailed
-from .probes import to_array
-from .results import CaseOutcome
-from .worker import handler
+from autograder.config import CheckConfig
+from autograder.grading.ops import RequestFailed
+from .ops import to_array
+from autograder.grading.results import CaseOutcome
+from .loop import handler
 
 __all__ = ["Recipe", "RECIPES", "run_train_check", "load_dataset", "read_idx", "DEFAULT_DATA"]
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "mnist-sample"
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "data" / "mnist-sample"
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 PREDICT_BATCH = 500
 CLASSES = 10

@@ -1,0 +1,1 @@
+"""(zone docstring: written in the next commit)"""
