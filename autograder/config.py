@@ -29,7 +29,7 @@ Schema (the files under ``assignments/`` show it in use; hw1's has it as a comme
     visibility = "public"         # "public" (shown to students) | "hidden"
     timeout = 60                  # optional, seconds per request; default [assignment].timeout
 
-    # kind = "op": a check derived from op specs in autograder/opspecs.py
+    # kind = "op": a check derived from op specs in autograder/worker/opspecs.py
     op = "mul"                    # a SPECS name, or a list of them: op = ["sin", "exp"]
     cases = 1                     # optional: random draws per shape case (default 1)
     forward = true                # optional: forward values vs the NumPy reference (default true)
@@ -38,10 +38,10 @@ Schema (the files under ``assignments/`` show it in use; hw1's has it as a comme
     second_order = false          # optional: gradients of gradients (smooth ops only)
 
     # kind = "module": a behaviour probe of a module, loss, optimizer or initializer
-    probe = "linear"              # the grader's probe of that name
+    probe = "linear"              # a probe of autograder/worker/modules (RUNS)
 
     # kind = "train": train with the submission's framework, threshold test accuracy
-    recipe = "mlp"                # the grader's training recipe
+    recipe = "mlp"                # a recipe of autograder/worker/training.py (RECIPES)
     epochs = 5
     seed = 0
     batch_size = 64               # optional, passed to the recipe
@@ -53,7 +53,7 @@ Schema (the files under ``assignments/`` show it in use; hw1's has it as a comme
     # kind = "notebook": a function defined in a graded nbgrader cell
     notebook = "hw1.ipynb"        # one of [assignment].notebooks
     grade_id = "numerical-derivative"        # the solution cell's nbgrader grade_id
-    function = "numerical_derivative"        # the name that cell defines, to call
+    function = "numerical_derivative"        # what that cell defines (worker/notebooks.py CALLS)
     tests = "numerical-derivative-tests"     # optional: its nbgrader test cell (same points)
 
 A notebook check compares the student's function with the source notebook's solution cell on
@@ -80,7 +80,11 @@ from types import MappingProxyType
 from typing import Any
 
 from autograder import KitError
+from autograder.paths import KIT_ROOT
+from autograder.worker.modules import RUNS
+from autograder.worker.notebooks import CALLS
 from autograder.worker.opspecs import SPECS
+from autograder.worker.training import RECIPES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -213,15 +217,10 @@ class Assignment:
 # --------------------------------------------------------------------------- finding files
 
 
-def _default_root() -> Path:
-    """The repository holding this package (assignments/ sits beside autograder/)."""
-    return Path(__file__).resolve().parents[1]
-
-
 def assignment_ids(root: Path | None = None) -> list[str]:
     """Ids of the assignments under ``root/assignments`` (folders with an assignment.toml),
     in natural order (hw2 before hw10)."""
-    base = Path(root or _default_root()) / "assignments"
+    base = Path(root or KIT_ROOT) / "assignments"
     if not base.is_dir():
         return []
     ids = [p.parent.name for p in base.glob(f"*/{FILENAME}")]
@@ -233,7 +232,7 @@ def assignment_path(path_or_id: str | Path, root: Path | None = None) -> Path:
     text = str(path_or_id)
     looks_like_id = isinstance(path_or_id, str) and _ASSIGNMENT_ID.fullmatch(text) is not None
     if looks_like_id and not Path(text).is_dir():
-        root = Path(root or _default_root())
+        root = Path(root or KIT_ROOT)
         path = root / "assignments" / text / FILENAME
         if not path.is_file():
             known = ", ".join(assignment_ids(root)) or "none"
@@ -381,7 +380,8 @@ class _Validator:
         if kind == "op":
             fields.update(self.op_fields(raw, label))
         elif kind == "module":
-            fields["probe"] = self.string(raw, "probe", f"{label}.probe", pattern=_ID)
+            probe = self.string(raw, "probe", f"{label}.probe", pattern=_ID)
+            fields["probe"] = self.known(probe, RUNS, f"{label}.probe", "module probe")
         elif kind == "train":
             fields.update(self.train_fields(raw, label))
         elif kind == "notebook":
@@ -392,11 +392,22 @@ class _Validator:
 
     # ---- kind-specific fields
 
+    def known(self, name: Any, table: Mapping[str, Any], where: str, what: str) -> Any:
+        """``name`` when the grader has a ``what`` of that name, else an error naming the known
+        ones (and the closest): a misspelt probe fails here, not at grading time."""
+        if isinstance(name, str) and name not in table:
+            close = difflib.get_close_matches(name, list(table), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            self.error(where, f"no {what} named {name!r} (known: {', '.join(table)}){hint}")
+        return name
+
     def op_fields(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
         value = raw.get("op")
         names: list[str] = []
         if value is None:
-            self.error(f"{where}.op", "missing (the name of an op spec in autograder/opspecs.py)")
+            self.error(
+                f"{where}.op", "missing (the name of an op spec in autograder/worker/opspecs.py)"
+            )
         elif isinstance(value, str):
             names = [value]
         elif isinstance(value, list) and value and all(isinstance(x, str) for x in value):
@@ -408,7 +419,8 @@ class _Validator:
                 close = difflib.get_close_matches(name, list(_OP_NAMES), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 self.error(
-                    f"{where}.op", f"no op spec named {name!r} in autograder/opspecs.py{hint}"
+                    f"{where}.op",
+                    f"no op spec named {name!r} in autograder/worker/opspecs.py{hint}",
                 )
         if len(set(names)) != len(names):
             self.error(f"{where}.op", f"an op is listed twice: {names}")
@@ -438,7 +450,12 @@ class _Validator:
 
     def train_fields(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "recipe": self.string(raw, "recipe", f"{where}.recipe", pattern=_NAME),
+            "recipe": self.known(
+                self.string(raw, "recipe", f"{where}.recipe", pattern=_NAME),
+                RECIPES,
+                f"{where}.recipe",
+                "training recipe",
+            ),
             "epochs": self.integer(raw, "epochs", f"{where}.epochs", minimum=1),
             "seed": self.integer(raw, "seed", f"{where}.seed", minimum=0),
             "batch_size": self.integer(
@@ -480,7 +497,12 @@ class _Validator:
         return {
             "notebook": notebook,
             "grade_id": self.string(raw, "grade_id", f"{where}.grade_id"),
-            "function": self.string(raw, "function", f"{where}.function", pattern=_NAME),
+            "function": self.known(
+                self.string(raw, "function", f"{where}.function", pattern=_NAME),
+                CALLS,
+                f"{where}.function",
+                "notebook function the grader can call",
+            ),
             "tests": None if tests is None else self.string(raw, "tests", f"{where}.tests"),
         }
 

@@ -17,41 +17,21 @@ import sys
 import time
 from pathlib import Path
 
-from .grading.pipeline import GradeOptions, grade_submission, kit_root
+from .authoring.bugs import BY_ID, DEMO_BUGS, apply_patches
 from .authoring.reference import build_reference
-from .grading.reports import render_terminal, write_reports
 from .authoring.starter import check_starter
-
-# Classic bugs planted in the sample buggy submission: (file, reference text, buggy text).
-SAMPLE_BUGS = (
-    # Mul.backward forgets to sum the gradient back to a broadcast input's shape
-    (
-        "tapegrad/ops.py",
-        "ga = sum_to(gy * b, a.shape) if a.requires_grad_ else None",
-        "ga = gy * b if a.requires_grad_ else None",
-    ),
-    # Sin.backward ignores the upstream gradient
-    ("tapegrad/ops.py", "return (gy * cos(self.inputs[0]),)", "return (cos(self.inputs[0]),)"),
-    # backprop overwrites instead of accumulating: reused nodes lose gradient
-    (
-        "tapegrad/tensor.py",
-        "grads[id(x)] = gx if previous is None else previous + gx",
-        "grads[id(x)] = gx",
-    ),
-)
+from .grading.pipeline import GradeOptions, grade_submission
+from .grading.reports import render_terminal, write_reports
+from .paths import KIT_ROOT
 
 
 def _section(title: str) -> None:
     print(f"\n=== {title} " + "=" * max(0, 70 - len(title)), flush=True)
 
 
-def plant_bugs(submission: Path) -> None:
-    for rel, good, bad in SAMPLE_BUGS:
-        path = submission / rel
-        text = path.read_text()
-        if text.count(good) != 1:
-            raise RuntimeError(f"demo: cannot plant a bug in {rel}: the reference changed")
-        path.write_text(text.replace(good, bad))
+def plant_bugs(reference: Path, buggy: Path) -> None:
+    """Copy the reference submission to ``buggy`` with the catalogue's :data:`DEMO_BUGS` planted."""
+    apply_patches(reference, buggy, [p for bug in DEMO_BUGS for p in BY_ID[bug].patches])
 
 
 def showcase(root: Path, out: Path) -> None:
@@ -69,7 +49,7 @@ def showcase(root: Path, out: Path) -> None:
 
 
 def main() -> int:
-    root = kit_root()
+    root = KIT_ROOT
     out = root / "out" / "demo"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -89,8 +69,7 @@ def main() -> int:
     reference = out / "submissions" / "reference-hw1"
     buggy = out / "submissions" / "buggy-hw1"
     build_reference("hw1", root, reference)
-    shutil.copytree(reference, buggy)
-    plant_bugs(buggy)
+    plant_bugs(reference, buggy)
     options = GradeOptions(secret=b"demo-secret: set GRADER_SECRET for real grading")
     for name, submission in (("reference-hw1", reference), ("buggy-hw1", buggy)):
         _section(f"grade {submission.relative_to(root)} --assignment hw1")

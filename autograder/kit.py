@@ -20,41 +20,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autograder import KitError
+from autograder.paths import RootNotFoundError, find_kit_root, is_kit_root
+from autograder.worker.cells import NotebookError
 
-# Modules providing subcommands; "autograder.release", "autograder.reference" and
-# "autograder.data" are to be added here.
-SUBCOMMANDS: tuple[str, ...] = ("autograder.authoring.starter", "autograder.authoring.release", "autograder.authoring.reference")
+# Modules providing subcommands, in the order `kit --help` lists them.
+SUBCOMMANDS: tuple[str, ...] = (
+    "autograder.authoring.starter",
+    "autograder.authoring.release",
+    "autograder.authoring.reference",
+)
 
 EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE = 0, 1, 2
-
-
-class RootNotFoundError(KitError):
-    """No repository root (a directory with pyproject.toml and solution/) was found."""
-
-
-def is_repo_root(path: Path) -> bool:
-    """Whether ``path`` looks like the kit's repository root."""
-    return (path / "pyproject.toml").is_file() and (path / "solution").is_dir()
-
-
-def find_repo_root(start: Path | None = None) -> Path:
-    """The nearest directory, ``start`` (default: the CWD) or a parent, that is a repo root."""
-    start = (start or Path.cwd()).resolve()
-    for candidate in (start, *start.parents):
-        if is_repo_root(candidate):
-            return candidate
-    raise RootNotFoundError(
-        f"no repository root (a directory with pyproject.toml and solution/) at or above {start}; "
-        "run from inside the repository or pass --root"
-    )
 
 
 def resolve_root(given: Path | None) -> Path:
     """The ``--root`` argument, checked, or the root found from the CWD."""
     if given is None:
-        return find_repo_root()
+        return find_kit_root()
     root = given.resolve()
-    if not is_repo_root(root):
+    if not is_kit_root(root):
         raise RootNotFoundError(
             f"--root {given}: not a repository root (needs pyproject.toml and solution/)"
         )
@@ -86,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         return args.run(args, resolve_root(args.root))
-    except KitError as exc:
+    except (KitError, NotebookError) as exc:
         print(f"kit {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from autograder.authoring.reference import build_reference  # noqa: E402
 from autograder.config import assignment_ids  # noqa: E402
 from autograder.grading.pipeline import GradeOptions, grade_submission  # noqa: E402
-from autograder.authoring.reference import build_reference  # noqa: E402
 
 TARGETS = {"hw1": 15.0, "hw2": 60.0}
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.grading.pipeline import WorkerSession
-from autograder.grading.sandbox import Limits, make_sandbox
+from autograder.grading.channel import Limits
+from autograder.grading.sandbox import make_sandbox
+from autograder.grading.session import WorkerSession
 
 
 @pytest.fixture

@@ -139,7 +139,7 @@ name = "f"
 kind = "notebook"
 notebook = "nb.ipynb"
 grade_id = "f-cell"
-function = "f"
+function = "accuracy"
 points = 3
 visibility = "public"
 """
@@ -196,7 +196,14 @@ def test_the_valid_base_loads_with_defaults(tmp_path: Path) -> None:
         ('kind = "op"\nop = "mul"\npoints = 2', 'kind = "op"\nop = "mul"\npoinst = 2',
          "checks[0].poinst: unknown field; did you mean 'points'?"),
         ('op = "mul"', 'op = "mull"', "checks[0].op: no op spec named 'mull' in "
-         "autograder/opspecs.py; did you mean 'mul'?"),
+         "autograder/worker/opspecs.py; did you mean 'mul'?"),
+        ('probe = "linear"', 'probe = "linaer"', "checks[1].probe: no module probe named "
+         "'linaer' (known: module, linear,"),
+        ('probe = "linear"', 'probe = "linaer"', "did you mean 'linear'? (check 'nn.linear')"),
+        ('recipe = "mlp"', 'recipe = "mpl"', "checks[2].recipe: no training recipe named 'mpl' "
+         "(known: mlp, cnn); did you mean 'mlp'?"),
+        ('function = "accuracy"', 'function = "accuracyy"',
+         "checks[3].function: no notebook function the grader can call named 'accuracyy'"),
         ('op = "mul"', 'op = "relu"\nsecond_order = true',
          "checks[0].second_order: op 'relu' is not smooth"),
         ('op = "mul"', 'op = "mul"\nforward = false\nvjp = false',
@@ -214,7 +221,8 @@ def test_the_valid_base_loads_with_defaults(tmp_path: Path) -> None:
         ("epochs = 2\n", "", "checks[2].epochs: missing (an integer >= 1 is required)"),
         ('notebook = "nb.ipynb"', 'notebook = "other.ipynb"',
          "checks[3].notebook: 'other.ipynb' is not one of assignment.notebooks (nb.ipynb)"),
-        ('function = "f"', 'function = "f(x)"', "checks[3].function: 'f(x)' is not a valid name"),
+        ('function = "accuracy"', 'function = "f(x)"',
+         "checks[3].function: 'f(x)' is not a valid name"),
         ('id = "nn.linear"', 'id = "ops.mul"',
          "checks[1].id: duplicate check id 'ops.mul' (also checks[0])"),
         ("time_limit = 600\n", "",

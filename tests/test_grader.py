@@ -12,16 +12,17 @@ import numpy as np
 import pytest
 import tapegrad as tg
 
-from autograder.worker import ops as probes  # noqa: F401  (registers the worker's handlers)
-from autograder.config import assignment_ids, load_assignment
-from autograder.grading.modules import run_module_check
-from autograder.grading.ops import RequestFailed
-from autograder.grading.pipeline import GradeOptions, grade_submission, kit_root, op_check_outcomes
 from autograder.authoring.reference import build_reference
 from autograder.authoring.release import build_release
+from autograder.config import assignment_ids, load_assignment
+from autograder.grading.cases import RequestFailed
+from autograder.grading.modules import run_module_check
+from autograder.grading.pipeline import GradeOptions, grade_submission, op_check_outcomes
 from autograder.grading.reports import write_reports
+from autograder.grading.reports.markdown import check_feedback_md
 from autograder.grading.seeds import hidden_seeds, public_seeds
-from autograder.worker.loop import HANDLERS
+from autograder.paths import KIT_ROOT
+from autograder.worker.handlers import HANDLERS
 
 SEEDS = 200
 HW1 = load_assignment("hw1")
@@ -52,7 +53,7 @@ def test_reference_passes_every_op_check_over_200_seeds(check: Any) -> None:
     assert not failures, f"{len(failures)} false failures, e.g.\n" + "\n".join(failures[:5])
 
 
-ASSIGNMENTS = assignment_ids(kit_root())
+ASSIGNMENTS = assignment_ids(KIT_ROOT)
 
 
 MODULE_CHECKS = [
@@ -79,9 +80,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Pat
     base = tmp_path_factory.mktemp("submissions")
     for aid in ASSIGNMENTS:
         out["reference", aid] = base / f"reference-{aid}"
-        build_reference(aid, kit_root(), out["reference", aid])
+        build_reference(aid, KIT_ROOT, out["reference", aid])
         out["release", aid] = base / f"release-{aid}"
-        build_release(aid, kit_root(), out["release", aid])
+        build_release(aid, KIT_ROOT, out["release", aid])
     return out
 
 
@@ -99,7 +100,7 @@ def test_reference_submission_gets_full_marks_end_to_end(
         built["reference", aid], aid, GradeOptions(sandbox="none", secret=SECRET)
     )
     assert result.error is None
-    lost = [(c.id, c.output) for c in result.checks if c.score < c.max_score]
+    lost = [(c.id, check_feedback_md(c)) for c in result.checks if c.score < c.max_score]
     assert not lost, lost
     assert result.score == pytest.approx(assignment.total_points)
     assert result.submission_hash and result.suite_hash
@@ -124,7 +125,10 @@ def test_starter_release_gets_zero_and_says_not_implemented(
     for check in result.checks:
         assert check.score == 0, check.id
         assert check.cases and all(not c.passed for c in check.cases), check.id
-        assert "not implemented" in check.output.lower(), (check.id, check.output)
+        assert "not implemented" in check_feedback_md(check).lower(), (
+            check.id,
+            check_feedback_md(check),
+        )
         assert "not_implemented" in check.bug_classes, check.id
 
 

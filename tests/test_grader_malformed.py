@@ -17,9 +17,10 @@ import pytest
 
 from autograder.cli import main as grade_main
 from autograder.config import Assignment, load_assignment
+from autograder.grading.channel import Limits
 from autograder.grading.pipeline import GradeOptions, grade_submission
+from autograder.grading.reports.markdown import check_feedback_md
 from autograder.grading.results import CheckResult, GradingResult
-from autograder.grading.sandbox import Limits
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = GradeOptions(public=False, sandbox="none", secret=b"test-secret")
@@ -70,7 +71,7 @@ def check(result: GradingResult, check_id: str) -> CheckResult:
 
 def messages(c: CheckResult) -> str:
     """Everything the student reads about one check."""
-    return "\n".join([c.error or "", c.output, *(k.message for k in c.cases)])
+    return "\n".join([c.error or "", check_feedback_md(c), *(k.message for k in c.cases)])
 
 
 def assert_zero(c: CheckResult, *needles: str) -> None:
@@ -203,7 +204,7 @@ def test_op_returns_integers(reference: Path, hw1: Assignment, tmp_path: Path) -
     result = grade(sub, only(hw1, OPS))
     c = check(result, "ops.exp")
     assert_zero(c)
-    assert c.bug_classes, c.output
+    assert c.bug_classes, check_feedback_md(c)
     assert set(c.bug_classes) <= {"wrong_dtype", "wrong_forward"}, c.bug_classes
     assert "int64" in messages(c), "the feedback should say the result is int64"
 

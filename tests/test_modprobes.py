@@ -16,10 +16,11 @@ import tapegrad as tg
 from conftest import worker_session
 
 from autograder.config import load_assignment
+from autograder.grading.cases import RequestFailed
 from autograder.grading.diagnose import BUG_CLASSES, Verdict
-from autograder.grading.modules import PROBES, module_handler, run_module_check
-from autograder.grading.ops import RequestFailed
-from autograder.grading.pipeline import WorkerSession
+from autograder.grading.modules import PROBES, run_module_check
+from autograder.grading.session import WorkerSession
+from autograder.worker.modules import RUNS, module_handler
 
 REPO = Path(__file__).resolve().parents[1]
 STATISTICAL = ("dropout", "xavier", "kaiming")
@@ -33,7 +34,7 @@ def _judge_all(t: Any, name: str, seed: int) -> list[tuple[str, Verdict]]:
     for v, label in enumerate(probe.variants):
         params, arrays = probe.make_case(rng, v)
         with np.errstate(all="ignore"):
-            got = probe.run(t, dict(params), [a.copy() for a in arrays])
+            got = RUNS[name](t, dict(params), [a.copy() for a in arrays])
         verdicts.append((label, probe.verdict(params, arrays, got)))
     return verdicts
 
@@ -64,6 +65,12 @@ def test_every_probe_named_in_the_assignments_exists() -> None:
     }
     assert named <= set(PROBES), f"no probe for {named - set(PROBES)}"
     assert named == set(PROBES), f"probes no assignment uses: {set(PROBES) - named}"
+
+
+def test_every_probe_has_both_halves() -> None:
+    """The judge half (PROBES, in the grading zone) and the worker half (RUNS) name the same
+    probes, so a check never reaches a worker that cannot run it."""
+    assert set(PROBES) == set(RUNS)
 
 
 def test_bug_classes_are_known() -> None:
@@ -304,7 +311,7 @@ def test_a_result_that_is_not_a_tensor_is_a_clear_type_error() -> None:
     probe = PROBES["linear"]
     params, arrays = probe.make_case(np.random.default_rng(0), 0)
     with pytest.raises(TypeError, match="Linear returned ndarray, expected a tapegrad Tensor"):
-        probe.run(_patched(**{"nn.Linear": NumpyLinear}), params, arrays)
+        RUNS["linear"](_patched(**{"nn.Linear": NumpyLinear}), params, arrays)
 
 
 class VelocitySGD(tg.optim.SGD):

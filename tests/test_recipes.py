@@ -16,23 +16,18 @@ import pytest
 import tapegrad as tg
 
 from autograder.config import CheckConfig, load_assignment
-from autograder.grading.ops import RequestFailed
-from autograder.grading.pipeline import WorkerSession
-from autograder.worker.training import (
-    DEFAULT_DATA,
-    RECIPES,
-    load_dataset,
-    read_idx,
-    run_train_check,
-    train_handler,
-)
+from autograder.grading.cases import RequestFailed
+from autograder.grading.session import WorkerSession
+from autograder.grading.training import load_dataset, read_idx, run_train_check
+from autograder.paths import BUNDLED_MNIST
+from autograder.worker.training import RECIPES, train_handler
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def data() -> tuple[str, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    return load_dataset(DEFAULT_DATA)
+    return load_dataset(BUNDLED_MNIST)
 
 
 def _check(recipe: str = "mlp", epochs: int = 1, **fields: Any) -> CheckConfig:
@@ -188,7 +183,7 @@ def test_load_dataset_from_mnist_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str, name: str
 ) -> None:
     target = tmp_path / folder
-    shutil.copytree(DEFAULT_DATA, target)
+    shutil.copytree(BUNDLED_MNIST, target)
     raw = target / "t10k-labels-idx1-ubyte"  # a raw (not gzipped) file is read too
     raw.write_bytes(gzip.decompress((target / "t10k-labels-idx1-ubyte.gz").read_bytes()))
     (target / "t10k-labels-idx1-ubyte.gz").unlink()
@@ -198,7 +193,7 @@ def test_load_dataset_from_mnist_dir(
 
 
 def test_read_idx_rejects_broken_files(tmp_path: Path) -> None:
-    good = gzip.decompress((DEFAULT_DATA / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    good = gzip.decompress((BUNDLED_MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes())
     for data_, words in ((good[:-1], "the header says"), (b"\x00\x00\x07\x01" + good[4:], "magic")):
         path = tmp_path / "broken"
         path.write_bytes(data_)

@@ -1,6 +1,6 @@
-"""Tests of ``kit release`` and ``kit reference`` (autograder.authoring.release, autograder.authoring.reference):
-the release's layout, that no solution text or hidden check leaks into it, the refusal when
-one would, and the reference submission."""
+"""Tests of ``kit release`` and ``kit reference`` (autograder.authoring.release and
+autograder.authoring.reference): the release's layout, that no solution text or hidden check
+leaks into it, the refusal when one would, and the reference submission."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from autograder.config import assignment_ids, load_assignment
-from autograder.kit import main
 from autograder.authoring.reference import build_reference
 from autograder.authoring.release import (
     TEMPLATES,
@@ -26,6 +24,8 @@ from autograder.authoring.release import (
     leak_patterns,
 )
 from autograder.authoring.starter import check_starter
+from autograder.config import assignment_ids, load_assignment
+from autograder.kit import main
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -292,7 +292,7 @@ def test_reference_holds_the_solution_package_and_source_notebooks(
     out = tmp_path / "reference"
     assert main(["reference", assignment_id, "--out", str(out), "--root", str(REPO_ROOT)]) == 0
     a = load_assignment(assignment_id, REPO_ROOT)
-    assert sorted(p.name for p in out.iterdir()) == sorted(["tapegrad", *a.notebooks])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["tapegrad", "data", *a.notebooks])
     solution = REPO_ROOT / "solution" / "tapegrad"
     for path in solution.rglob("*.py"):
         copied = out / "tapegrad" / path.relative_to(solution)
@@ -301,6 +301,38 @@ def test_reference_holds_the_solution_package_and_source_notebooks(
     assert not list(out.rglob("__pycache__"))
     for name in a.notebooks:
         assert filecmp.cmp(a.directory / name, out / name, shallow=False)
+    sample = REPO_ROOT / "data" / "mnist-sample"
+    for path in sample.iterdir():
+        assert filecmp.cmp(path, out / "data" / "mnist-sample" / path.name, shallow=False), path
+    assert (out / "data" / "README.md").is_file(), "the sample's provenance goes with it"
+
+
+@pytest.mark.parametrize("assignment_id", IDS)
+def test_reference_outside_the_repository_loads_the_bundled_sample(
+    tmp_path: Path, assignment_id: str
+) -> None:
+    """The reference's notebooks run as they are wherever it is built: ``tg.data.load_mnist()``
+    (hw2, hw3) finds the sample shipped in the reference, with no MNIST_DIR and no repository
+    above it."""
+    out = tmp_path / f"reference-{assignment_id}"
+    assert REPO_ROOT.resolve() not in out.resolve().parents, "the test needs a tmp dir outside"
+    assert main(["reference", assignment_id, "--out", str(out), "--root", str(REPO_ROOT)]) == 0
+    env = {k: v for k, v in os.environ.items() if k != "MNIST_DIR"}
+    env["PYTHONPATH"] = str(out)
+    code = (
+        "import tapegrad as tg\n"
+        "x, y = tg.data.load_mnist()\n"
+        "assert len(x) > 0 and len(x) == len(y)\n"
+        "print(tg.__file__)\n"
+        "print(tg.data._default_dir().resolve())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=out, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    package, data = result.stdout.splitlines()[-2:]
+    assert Path(package).resolve().is_relative_to(out.resolve() / "tapegrad")
+    assert Path(data) == (out / "data" / "mnist-sample").resolve()
 
 
 def test_reference_force_replaces_the_old_one(tmp_path: Path) -> None:

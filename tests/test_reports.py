@@ -89,7 +89,6 @@ def partial() -> GradingResult:
                 "Multiplication",
                 4.0,
                 4.0 * 6 / 14,
-                output="Forward is right; **backward** is wrong for broadcast inputs.",
                 cases=_cases(6, failed),
                 wall_time=0.42,
                 topic="ops",
@@ -141,7 +140,6 @@ def hostile() -> GradingResult:
                 "<b>Exp</b> ünïcödé 名前 " + "long name " * 20,
                 3.0,
                 1.0,
-                output=HOSTILE,
                 cases=[
                     CaseOutcome("<img src=x onerror=alert(1)>", False, HOSTILE, "<script>"),
                     CaseOutcome("ok", True),
@@ -284,7 +282,7 @@ def test_results_json_extra_data(partial: GradingResult, tmp_path: Path) -> None
 def test_results_json_feedback(partial: GradingResult) -> None:
     data = gradescope_results(partial)
     mul, softmax, _ = (t["output"] for t in data["tests"])
-    assert "**backward** is wrong" in mul
+    assert "grad_a has shape (3, 4), expected (3, 1) [0]" in mul  # the failed cases' messages
     assert "and 3 more failed cases" in mul  # 8 failed, 5 listed
     assert "sum it back over the broadcast axes" in mul  # bug class in plain words
     assert "not implemented" in softmax
@@ -448,7 +446,30 @@ def test_html_content(partial: GradingResult) -> None:
     assert page.count('<details class="card check passed"') == 1
     assert page.count(" open>") == 2  # the two checks that lost points
     assert "Missing broadcast reduction" in text
+    assert "Failed cases (8 of 14)" in text
+    assert page.count("<li><strong>broadcast ") == 5  # the first 5 failed cases, with messages
+    assert "grad_a has shape (3, 4), expected (3, 1) [4]" in text
+    assert "[5]" not in text and "grad off by 2x" not in text  # not among the first 5
     assert "and 3 more failed cases" in text
+    assert "Could not run" in text and "tapegrad.ops.softmax raises NotImplementedError" in text
+    assert "accuracy: 0.9312" in text and "All cases passed." in text
+    assert 'href="#check-ops-mul"' in page and 'id="check-ops-mul"' in page
+
+
+def test_html_does_not_read_check_output(partial: GradingResult) -> None:
+    # reports are the only authors of feedback text: an "output" on a check (no longer a field
+    # of CheckResult, so set as a stray attribute) is never shown
+    for check in partial.checks:
+        setattr(check, "output", "OUTPUT-SENTINEL <script>")  # noqa: B010
+    page = render_html(partial)
+    assert "OUTPUT-SENTINEL" not in page
+    assert "grad_a has shape (3, 4)" in page
+
+
+def test_html_no_feedback(partial: GradingResult) -> None:
+    partial.checks[0].cases = []  # lost points, but neither an error nor failed cases
+    page = render_html(partial)
+    assert page.count("No feedback.") == 1 and page.count("All cases passed.") == 1
 
 
 def test_html_is_self_contained(any_result: GradingResult) -> None:
@@ -461,11 +482,32 @@ def test_html_is_self_contained(any_result: GradingResult) -> None:
 def test_html_escapes_hostile_text(hostile: GradingResult) -> None:
     page = render_html(hostile)
     assert "<script>" not in page and "<img" not in page and "<b>Exp" not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(" in page and "&lt;/script&gt;" in page
     parsed = _parse(page)
     assert "script" not in parsed.tags and "img" not in parsed.tags
+    text = "".join(parsed.text)  # shown as text, once per place: error, note, check error, case
+    assert text.count("<script>alert('x')</script>") == 4
+    assert "<img src=x onerror=alert(1)>" in text and "<b>Exp</b>" in text
     assert "\x1b" not in page and "\x00" not in page
+    assert "\\x1b[31m" in page and "\\x00\\x07\\x0b\\x0c" in page  # shown, not interpreted
+    assert "very long " * 100 in text and "more characters]" in text  # capped, not dropped
     assert "中文" in page and "🎉" in page
+
+
+def test_html_cleans_every_field(partial: GradingResult) -> None:
+    # not only messages: every string on the page loses its control characters
+    evil = "\x1b[2J\x00<i>"
+    for name in ("assignment", "submission_hash", "seed_derivation", "sandbox", "device"):
+        setattr(partial, name, evil)
+    partial.versions[evil] = evil
+    partial.started_at = evil
+    check = partial.checks[0]
+    check.id, check.name, check.topic, check.visibility = evil, evil, evil, evil
+    check.cases[6].label = evil  # the first failed case
+    partial.checks[2].extra = {evil: evil}
+    page = render_html(partial)
+    assert "\x1b" not in page and "\x00" not in page and "<i>" not in page
+    assert page.count("\\x1b[2J\\x00&lt;i&gt;") >= 10
 
 
 def test_html_error_banner(broken: GradingResult) -> None:

@@ -13,16 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.grading.sandbox import (
+from autograder.grading.channel import (
     Limits,
-    Sandbox,
     Worker,
     WorkerCrashed,
     WorkerError,
     WorkerProtocolError,
     WorkerTimeout,
-    make_sandbox,
 )
+from autograder.grading.sandbox import Sandbox, make_sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "submissions"

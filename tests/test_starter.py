@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from autograder.kit import find_repo_root, main
 from autograder.authoring.starter import (
     MarkerError,
     StarterError,
@@ -15,6 +14,8 @@ from autograder.authoring.starter import (
     generate_starter,
     strip_solutions,
 )
+from autograder.kit import main
+from autograder.paths import find_kit_root
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -459,7 +460,7 @@ def test_cli_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_root_is_found_by_walking_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_solution(tmp_path)
     nested = tmp_path / "solution" / "tapegrad" / "nn"
-    assert find_repo_root(nested) == tmp_path.resolve()
+    assert find_kit_root(nested) == tmp_path.resolve()
     monkeypatch.chdir(nested)
     assert main(["starter"]) == 0
     assert main(["starter", "--check"]) == 0

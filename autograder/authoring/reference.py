@@ -2,15 +2,16 @@
 
 A submission is a directory holding a ``tapegrad/`` package and the assignment's notebooks
 under their release names. The reference one holds the instructor's: ``solution/tapegrad/``
-as it is (solutions kept) and the nbgrader source notebooks (solutions and hidden tests kept).
-Grading it must give full marks, which makes it the end-to-end test of an assignment's checks.
-It is also the convenient way to run the source notebooks: ``tapegrad/`` sits next to them, so
-``import tapegrad`` works from the notebook's directory, as it does in a student's release
-(``tg.data.load_mnist()`` finds the bundled sample above the package when the reference is
-under the repository, as with the default ``--out``; elsewhere, set ``MNIST_DIR``).
+as it is (solutions kept) and the nbgrader source notebooks (solutions and hidden tests kept),
+with the bundled MNIST sample under ``data/`` as in every student release. Grading it must give
+full marks, which makes it the end-to-end test of an assignment's checks. It is also the
+convenient way to run the source notebooks, wherever ``DIR`` is: ``tapegrad/`` sits next to
+them, so ``import tapegrad`` works from the notebook's directory, and ``tg.data.load_mnist()``
+finds ``data/mnist-sample/`` above the package, as in a student's release (``MNIST_DIR`` still
+takes precedence when set).
 
 The directory is built in a temporary directory beside ``DIR`` and moved into place when
-complete (see :func:`autograder.release.write_atomically`).
+complete (see :func:`autograder.authoring.release.write_atomically`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ import argparse
 import shutil
 from pathlib import Path
 
-from autograder.config import load_assignment
-from autograder.authoring.release import ReleaseError, copy_tree, write_atomically
+from autograder.authoring.release import (
+    ReleaseError,
+    copy_bundled_data,
+    copy_tree,
+    write_atomically,
+)
 from autograder.authoring.starter import PACKAGE
+from autograder.config import load_assignment
 
 __all__ = ["build_reference"]
 
@@ -37,6 +43,7 @@ def build_reference(assignment_id: str, root: Path, out: Path, force: bool = Fal
         copy_tree(package, staging / PACKAGE)
         for name in assignment.notebooks:
             shutil.copy2(assignment.directory / name, staging / name)
+        copy_bundled_data(root, staging)  # where load_mnist's default finds it, as in a release
 
     return write_atomically(out, build, root, force)
 
@@ -50,8 +57,9 @@ def register(
         parents=parents,
         help="assemble the reference submission of an assignment (solution package + notebooks)",
         description=(
-            "Assemble the reference submission of an assignment: solution/tapegrad/ and the "
-            "source notebooks with their solutions, laid out as a student's submission. "
+            "Assemble the reference submission of an assignment: solution/tapegrad/, the "
+            "source notebooks with their solutions and the bundled MNIST sample (data/), laid "
+            "out as a student's submission. "
             "Grading it must give full marks."
         ),
     )
@@ -68,5 +76,6 @@ def run(args: argparse.Namespace, root: Path) -> int:
     out = args.out if args.out is not None else root / "out" / f"reference-{args.assignment}"
     files = build_reference(args.assignment, root, out, force=args.force)
     notebooks = ", ".join(f for f in files if f.endswith(".ipynb")) or "no notebooks"
-    print(f"reference {args.assignment}: {out} (tapegrad/ with solutions, {notebooks})")
+    data = ", data/" if any(f.startswith("data/") for f in files) else ""
+    print(f"reference {args.assignment}: {out} (tapegrad/ with solutions, {notebooks}{data})")
     return 0

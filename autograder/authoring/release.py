@@ -42,8 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import KitError
-from autograder.config import Assignment, assignment_ids, load_assignment
-from autograder.worker.cells import graded_cells, read_cells
 from autograder.authoring.starter import (
     PACKAGE,
     SKIPPED_DIRS,
@@ -51,12 +49,16 @@ from autograder.authoring.starter import (
     generate_starter,
     strip_solutions,
 )
+from autograder.config import Assignment, assignment_ids, load_assignment
+from autograder.worker.cells import graded_cells, read_cells
 
 __all__ = [
+    "DATA_SAMPLE",
     "Leak",
     "LeakPatterns",
     "ReleaseError",
     "build_release",
+    "copy_bundled_data",
     "find_leaks",
     "generate_notebooks",
     "leak_patterns",
@@ -65,6 +67,9 @@ __all__ = [
 ]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# The bundled MNIST sample, relative to the repository root; releases and reference submissions
+# ship it at the same place, where tg.data.load_mnist() finds it by default.
+DATA_SAMPLE = Path("data") / "mnist-sample"
 MIN_LEAK_CHARS = 20  # shorter lines ("return out", "else:") are too common to call leaks
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 # template path -> path in the release (those not listed keep their relative path)
@@ -134,6 +139,20 @@ def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(
         src, dst, ignore=shutil.ignore_patterns(*SKIPPED_DIRS, *(f"*{s}" for s in SKIPPED_SUFFIXES))
     )
+
+
+def copy_bundled_data(root: Path, dest: Path) -> None:
+    """Copy the repository's bundled MNIST sample, :data:`DATA_SAMPLE` with ``data/README.md``
+    (its provenance), to the same place under ``dest``: beside a ``tapegrad/`` package in
+    ``dest``, it is what ``tg.data.load_mnist()`` finds by default (the first
+    ``data/mnist-sample`` above the package). Nothing is copied if the repository has no sample.
+    """
+    sample = root / DATA_SAMPLE
+    if sample.is_dir():
+        copy_tree(sample, dest / DATA_SAMPLE)
+        readme = sample.parent / "README.md"
+        if readme.is_file():
+            shutil.copy2(readme, dest / DATA_SAMPLE.parent / "README.md")
 
 
 # --------------------------------------------------------------------------- notebooks
@@ -446,11 +465,7 @@ def render_files(
             render_template((templates / rel).read_text(encoding="utf-8"), values, rel),
             encoding="utf-8",
         )
-    data = root / "data"
-    if (data / "mnist-sample").is_dir():
-        copy_tree(data / "mnist-sample", dest / "data" / "mnist-sample")
-        if (data / "README.md").is_file():
-            shutil.copy2(data / "README.md", dest / "data" / "README.md")
+    copy_bundled_data(root, dest)
 
 
 def build_release(

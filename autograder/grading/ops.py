@@ -16,35 +16,22 @@ The worker sees inputs and cotangents only; expected values never leave the pare
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from functools import partial
 
 import numpy as np
 
+from autograder.worker.opspecs import Case, OpSpec, make_inputs, spec
+
+from .cases import CaseRun, Request, RequestFailed, run_cases, take
 from .diagnose import Verdict, classify_gradient, compare_values
 from .numeric import directional_derivative, gradient_of_projection
-from autograder.worker.opspecs import Case, OpSpec, make_inputs, spec
 from .results import CaseOutcome
 
-__all__ = ["run_op_check", "RequestFailed"]
+__all__ = ["run_op_check"]
 
 FULL_GRADIENT_LIMIT = 400  # input elements: up to this, compare the whole gradient
 DIRECTIONS = 3
 SECOND_ORDER_EPS = 1e-4
-
-Request = Callable[[dict[str, Any], list[np.ndarray]], tuple[dict[str, Any], list[np.ndarray]]]
-
-
-class RequestFailed(Exception):
-    """The worker could not answer (the student's code raised, hung or crashed).
-
-    ``bug_class`` is "not_implemented", "crash" or "timeout"; ``fatal`` means the worker is
-    gone (or unusable) and the remaining cases of the check are not run.
-    """
-
-    def __init__(self, message: str, bug_class: str, fatal: bool = False) -> None:
-        super().__init__(message)
-        self.bug_class = bug_class
-        self.fatal = fatal
 
 
 def run_op_check(
@@ -59,41 +46,32 @@ def run_op_check(
     second_order: bool = False,
 ) -> list[CaseOutcome]:
     """Every case of one op check. ``request(header, arrays)`` talks to the worker and raises
-    :class:`RequestFailed` when the student's code fails."""
+    :class:`~autograder.grading.cases.RequestFailed` when the student's code fails."""
     s = spec(spec_name)
-    outcomes: list[CaseOutcome] = []
-    plan: list[tuple[str, Case, int]] = []
+    cases: list[tuple[str, CaseRun]] = []
     for index, case in enumerate(s.cases):
         for _ in range(repeats):
             if forward or vjp:
-                plan.append(("op", case, index))
+                cases.append(_case(case.label, partial(_judge_op, vjp=vjp), s, index, rng))
             if jvp and s.jvp:
-                plan.append(("jvp", case, index))
+                cases.append(_case(f"jvp: {case.label}", _judge_jvp, s, index, rng))
             if second_order and s.smooth and _size(case) <= FULL_GRADIENT_LIMIT // 4:
-                plan.append(("hvp", case, index))
-    for n, (kind, case, index) in enumerate(plan):
-        label = case.label if kind == "op" else f"{kind}: {case.label}"
-        try:
-            if kind == "op":
-                verdict = _judge_op(request, s, case, index, rng, vjp=vjp)
-            else:
-                verdict = _JUDGES[kind](request, s, case, index, rng)
-        except RequestFailed as exc:
-            outcomes.append(CaseOutcome(label, False, f"{s.name} ({label}): {exc}", exc.bug_class))
-            if exc.fatal or exc.bug_class == "not_implemented":
-                # the same failure would repeat: record it for the rest without running them
-                for kind2, case2, _ in plan[n + 1 :]:
-                    rest = case2.label if kind2 == "op" else f"{kind2}: {case2.label}"
-                    outcomes.append(CaseOutcome(rest, False, "not run: " + str(exc), exc.bug_class))
-                break
-            continue
-        message = (
-            ""
-            if verdict.ok
-            else f"{s.name} ({label}, input shapes {_shapes(case)}): {verdict.message}"
-        )
-        outcomes.append(CaseOutcome(label, verdict.ok, message, verdict.bug_class))
-    return outcomes
+                cases.append(_case(f"hvp: {case.label}", _judge_hvp, s, index, rng))
+    return run_cases(request, s.name, cases)
+
+
+Judge = Callable[[Request, OpSpec, Case, int, np.random.Generator], Verdict]
+
+
+def _case(
+    label: str, judge: Judge, s: OpSpec, index: int, rng: np.random.Generator
+) -> tuple[str, CaseRun]:
+    case = s.cases[index]
+
+    def run(request: Request) -> tuple[Verdict, str]:
+        return judge(request, s, case, index, rng), f"{label}, input shapes {_shapes(case)}"
+
+    return label, run
 
 
 def _size(case: Case) -> int:
@@ -106,14 +84,6 @@ def _shapes(case: Case) -> str:
 
 def _reference(s: OpSpec, case: Case) -> Callable[..., np.ndarray]:
     return lambda *xs: np.asarray(s.reference(*xs, **case.kwargs), dtype=np.float64)
-
-
-def _take(arrays: list[np.ndarray], count: int) -> list[np.ndarray]:
-    if len(arrays) < count:
-        raise RequestFailed("the worker's reply was incomplete", "crash")
-    taken = arrays[:count]
-    del arrays[:count]
-    return taken
 
 
 def _judge_op(
@@ -129,7 +99,7 @@ def _judge_op(
     )
     arrays = list(arrays)
     family = s.topic == "stable softmax"
-    (out,) = _take(arrays, 1)
+    (out,) = take(arrays, 1)
     if out.dtype.kind != "f":
         return Verdict(
             False,
@@ -142,12 +112,12 @@ def _judge_op(
     has = list(header.get("grads", []))
     if len(has) != len(xs):
         raise RequestFailed("the worker's reply did not list the gradients", "crash")
-    grads = [(_take(arrays, 1)[0] if h else None) for h in has]
-    after = _take(arrays, len(xs))
-    sent_after = _take(arrays, len(xs))
+    grads = [(take(arrays, 1)[0] if h else None) for h in has]
+    after = take(arrays, len(xs))
+    sent_after = take(arrays, len(xs))
     has2 = list(header.get("grads2", []))
-    grads2 = [(_take(arrays, 1)[0] if h else None) for h in has2]
-    (out32,) = _take(arrays, 1)
+    grads2 = [(take(arrays, 1)[0] if h else None) for h in has2]
+    (out32,) = take(arrays, 1)
 
     for i, g in enumerate(grads if vjp else ()):
         verdict = _judge_gradient(f, xs, i, g, u, expected.shape, rng, s, _repeats(case))
@@ -238,7 +208,7 @@ def _judge_jvp(
     vs = [rng.standard_normal(x.shape) for x in xs]
     _, arrays = request({"type": "jvp", "spec": s.name, "case": index}, xs + vs)
     arrays = list(arrays)
-    out, tangent = _take(arrays, 2)
+    out, tangent = take(arrays, 2)
     verdict = compare_values("jvp output", out, f(*xs))
     if not verdict.ok:
         return verdict
@@ -258,7 +228,7 @@ def _judge_hvp(
     v = rng.standard_normal(xs[0].shape)
     _, arrays = request({"type": "hvp", "spec": s.name, "case": index}, xs + [u, v])
     arrays = list(arrays)
-    first, second = _take(arrays, 2)
+    first, second = take(arrays, 2)
     expected = gradient_of_projection(f, xs, 0, u)
     verdict = classify_gradient(
         "tg.grad", first, expected, input_shape=xs[0].shape, output_shape=u.shape
@@ -280,9 +250,6 @@ def _judge_hvp(
         atol=1e-4,
         rtol=1e-3,
     )
-
-
-_JUDGES = {"jvp": _judge_jvp, "hvp": _judge_hvp}
 
 
 def _repeats(case: Case) -> bool:

@@ -1,12 +1,14 @@
-"""The grading pipeline, one step per module:
+"""The grading pipeline for one submission:
 
-    collect (collect.py) -> run (sandbox.py + worker.py + probes) -> compare (opcheck.py,
-    modprobes/, recipes.py, nbprobes.py, diagnose.py) -> score (here) -> report (reports/)
+    collect (collect.py) -> run (sandbox.py, channel.py, session.py; the worker zone runs the
+    student's code) -> compare (ops.py, modules/, training.py, notebooks.py, diagnose.py) ->
+    score (here) -> report (reports/)
 
-:func:`grade_submission` runs the first four for one submission and returns a
-:class:`~autograder.results.GradingResult`; the command line (``cli.py``) writes the reports.
-The parent process never imports the submission: all student code runs in a worker, and
-everything the worker returns is judged here against trusted references.
+:func:`grade_submission` runs the first four and returns a
+:class:`~autograder.grading.results.GradingResult`; the command line (``cli.py``) writes the
+reports, which are the only author of feedback text. This process never imports the
+submission: all student code runs in a worker, and everything the worker returns is judged
+here against trusted references.
 """
 
 from __future__ import annotations
@@ -24,39 +26,23 @@ from typing import Any
 import numpy as np
 
 from autograder import __version__
-from .collect import Submission, SubmissionError, collect
 from autograder.config import Assignment, CheckConfig, load_assignment
-from .diagnose import hint
-from autograder.worker.notebooks import run_notebook_check
-from .ops import Request, RequestFailed, run_op_check
+from autograder.paths import KIT_ROOT
+
+from .cases import Request
+from .channel import Limits, WorkerCrashed, WorkerError
+from .collect import Submission, SubmissionError, collect
+from .notebooks import run_notebook_check
+from .ops import run_op_check
 from .results import CaseOutcome, CheckResult, GradingResult
-from .sandbox import (
-    Limits,
-    Sandbox,
-    Worker,
-    WorkerCrashed,
-    WorkerError,
-    WorkerTimeout,
-    make_sandbox,
-)
+from .sandbox import make_sandbox
 from .seeds import SeedSource, hidden_seeds, public_seeds
+from .session import WorkerSession
+from .training import load_dataset, run_train_check
 
-__all__ = [
-    "GradeOptions",
-    "grade_submission",
-    "WorkerSession",
-    "suite_hash",
-    "kit_root",
-    "op_check_outcomes",
-]
+__all__ = ["GradeOptions", "grade_submission", "op_check_outcomes", "suite_hash"]
 
-GRADER_DIR = Path(__file__).resolve().parents[1]
-FAILED_CASES_SHOWN = 5
-
-
-def kit_root() -> Path:
-    """The kit's checkout (holding assignments/ and starter/)."""
-    return GRADER_DIR.parent
+GRADER_DIR = Path(__file__).resolve().parents[1]  # autograder/: every file of it defines checks
 
 
 @dataclass
@@ -69,106 +55,20 @@ class GradeOptions:
     root: Path | None = None
 
 
-class WorkerSession:
-    """The worker of one submission: started on first use, restarted after it dies, and every
-    failure of the student's code turned into :class:`~autograder.opcheck.RequestFailed`."""
-
-    def __init__(self, sandbox: Sandbox, submission: Path, device: str, deadline: float) -> None:
-        self.sandbox, self.submission, self.device, self.deadline = (
-            sandbox,
-            submission,
-            device,
-            deadline,
-        )
-        self.worker: Worker | None = None
-        self.hello: dict[str, Any] = {}
-
-    def start(self) -> dict[str, Any]:
-        if self.worker is None or not self.worker.alive:
-            self.close()
-            self.worker = self.sandbox.start(
-                self.submission, device=self.device, deadline=self.deadline
-            )
-            self.hello = self.worker.hello
-        return self.hello
-
-    def request(
-        self, header: dict[str, Any], arrays: list[np.ndarray], timeout: float | None = None
-    ) -> tuple[dict[str, Any], list[np.ndarray]]:
-        hello = self.start()
-        if not hello.get("ok"):
-            raise RequestFailed(
-                f"tapegrad could not be imported: {hello.get('error')}", "crash", fatal=True
-            )
-        assert self.worker is not None
-        try:
-            reply, out = self.worker.request(header, arrays, timeout=timeout)
-        except WorkerTimeout as exc:
-            self.close()
-            raise RequestFailed(str(exc), "timeout", fatal=True) from None
-        except WorkerError as exc:
-            self.close()
-            raise RequestFailed(str(exc), "crash", fatal=True) from None
-        if not reply["ok"]:
-            err = reply["error"]
-            where = f" (at {err['where']})" if err.get("where") else ""
-            if err["type"] == "NotImplementedError":
-                raise RequestFailed(
-                    f"not implemented: {err['message'] or 'NotImplementedError'}{where}",
-                    "not_implemented",
-                )
-            raise RequestFailed(f"{err['type']}: {err['message']}{where}", "crash")
-        return reply, out
-
-    def close(self) -> None:
-        if self.worker is not None:
-            self.worker.close()
-            self.worker = None
-
-    def __enter__(self) -> WorkerSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def suite_hash(assignment: Assignment) -> str:
-    """What defines the checks: the assignment file and the grader's own code."""
+    """What defines the checks: the assignment file, the configuration code and every file of
+    the worker and grading zones (the worker's calls and the judges alike, recursively), by
+    path relative to the package."""
     h = hashlib.sha256(assignment.path.read_bytes())
-    for path in sorted(GRADER_DIR.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
-
-
-def _feedback(check: CheckResult) -> str:
-    """The Markdown a student reads for one check."""
-    if check.error:
-        return check.error
-    total, passed = len(check.cases), check.cases_passed
-    if total and passed == total:
-        lines = [f"All {total} cases passed."]
-    else:
-        lines = [f"Passed {passed} of {total} cases."]
-        failed = [c for c in check.cases if not c.passed]
-        shown = [c for c in failed if not c.message.startswith("not run: ")]
-        for c in shown[:FAILED_CASES_SHOWN]:
-            lines.append(f"- {c.message or c.label}")
-        if len(failed) > min(len(shown), FAILED_CASES_SHOWN):
-            rest = len(failed) - min(len(shown), FAILED_CASES_SHOWN)
-            lines.append(
-                f"- ... and {rest} more failed case(s)"
-                + (" (not run after the failure above)" if len(shown) < len(failed) else "")
-            )
-        for cls in check.bug_classes:
-            lines.append(f"\nLikely bug ({cls.replace('_', ' ')}): {hint(cls)}.")
-    accuracy = check.extra.get("accuracy")
-    if isinstance(accuracy, (int, float)):
-        lines.insert(
-            0,
-            f"Test accuracy {accuracy:.4f} on {check.extra.get('dataset')} "
-            f"(threshold {check.extra.get('threshold')}).",
+    files = [GRADER_DIR / "config.py"]
+    for zone in ("worker", "grading"):
+        files += sorted(
+            p for p in (GRADER_DIR / zone).rglob("*.py") if "__pycache__" not in p.parts
         )
-    return "\n".join(lines)
+    for path in files:
+        rel = path.relative_to(GRADER_DIR).as_posix()
+        h.update(rel.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 Outcome = tuple[list[CaseOutcome], dict[str, Any]]
@@ -212,8 +112,6 @@ def _run_module(
 def _run_train(
     request: Request, check: CheckConfig, a: Assignment, rng: np.random.Generator
 ) -> Outcome:
-    from autograder.worker.training import load_dataset, run_train_check
-
     name, train, (test_x, test_y) = load_dataset()  # the test labels stay in this process
     return run_train_check(request, check, name, train, test_x, test_y, check.timeout)
 
@@ -266,7 +164,7 @@ def grade_submission(
 ) -> GradingResult:
     """Grade one submission (a directory, a .zip or a notebook) against ``assignment``."""
     options = options or GradeOptions()
-    root = options.root or kit_root()
+    root = options.root or KIT_ROOT
     a = assignment if isinstance(assignment, Assignment) else load_assignment(assignment, root)
     started = time.monotonic()
     sandbox = make_sandbox(options.sandbox, options.limits)
@@ -350,4 +248,3 @@ def _grade_check(
             )
     r.score = 0.0 if r.error or not r.cases else check.points * r.cases_passed / len(r.cases)
     r.wall_time = time.monotonic() - t0
-    r.output = _feedback(r)

@@ -1,8 +1,10 @@
 """What grading produces: one :class:`CheckResult` per check, gathered in a
-:class:`GradingResult`. The report writers read these; nothing else does I/O with them.
+:class:`GradingResult`: facts (scores, cases, bug classes, errors, timings), not prose. The
+report writers (:mod:`autograder.grading.reports`) read these and are the only authors of
+feedback text.
 
-Plain dataclasses of JSON-friendly values, so a result can be written, read back (``grade
-batch --resume``) and compared without pickling anything.
+Plain dataclasses of JSON-friendly values, so a result can be written, read back and compared
+without pickling anything.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ class CheckResult:
     max_score: float
     score: float = 0.0
     visibility: str = "visible"
-    output: str = ""  # the feedback text (Markdown)
     cases: list[CaseOutcome] = field(default_factory=list)
     error: str | None = None  # the check could not run: not implemented, crash, timeout
     wall_time: float = 0.0  # seconds

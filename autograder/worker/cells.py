@@ -1,9 +1,11 @@
-"""Read a student's notebook: the source of its graded cells, as one Python module.
+"""Read a notebook: the source of its graded cells, as one Python module.
 
 A notebook check (``kind = "notebook"`` in assignment.toml) names a cell by its nbgrader
-``grade_id``. The trusted grader only *reads* the notebook here, as JSON (no nbformat, no
-kernel, nothing executed); the worker in the sandbox executes the returned source as a module
-and calls the check's function.
+``grade_id``. This module only *reads* the notebook, as JSON (no nbformat, no kernel, nothing
+executed); it is used in three places: the worker executes the returned source of the
+student's cells (:mod:`autograder.worker.notebooks`), the grading process executes the
+instructor's solution cell from ``assignments/`` (trusted, never a student's), and the release
+tooling checks that graded cells survive ``nbgrader generate_assignment``.
 
 IPython-only lines (``%magic``, ``!shell``) are not Python: each becomes ``pass`` at its own
 indentation, so every other line keeps its place (a traceback's line N is the cell's line
@@ -24,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autograder import KitError
-
 __all__ = ["GradedCell", "NotebookError", "extract_graded_source", "graded_cells", "read_cells"]
 
 # Cell magics whose body is ordinary Python: the body is graded, the magic line dropped.
@@ -36,7 +36,7 @@ _FSTRING_START = getattr(tokenize, "FSTRING_START", -1)
 _FSTRING_END = getattr(tokenize, "FSTRING_END", -1)
 
 
-class NotebookError(KitError, ValueError):
+class NotebookError(ValueError):
     """The notebook cannot be read, or a graded cell is missing, duplicated or not Python."""
 
 

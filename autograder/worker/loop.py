@@ -1,17 +1,16 @@
-"""The process that runs inside the sandbox: it imports the student's ``tapegrad`` and answers
-the grader's requests. Everything here is as untrusted as the student's code (which can patch
-it), so the grader validates every answer; this module only has to make honest mistakes easy to
-read.
+"""The worker's request loop: the process that runs inside the sandbox, imports the student's
+``tapegrad`` and answers the grader's requests. Everything here is as untrusted as the
+student's code (which can patch it), so the grader validates every answer; this module only
+has to make honest mistakes easy to read.
 
     python -m autograder.worker --submission DIR [--device cpu] [--rlimits JSON]
 
-Requests arrive on stdin, replies leave on a private duplicate of the original stdout; fd 1
-itself is pointed at stderr before the student's code is imported, so a stray ``print`` cannot
-corrupt the channel. The first message is a hello (did the import work?); after that, one reply
-per request until a ``shutdown`` request or the end of stdin.
-
-Handlers live in a registry filled with :func:`handler`; ``autograder.probes`` registers the
-real ones when it exists.
+The resource limits are set first, before anything of the submission is imported. Requests
+arrive on stdin, replies leave on a private duplicate of the original stdout; fd 1 itself is
+pointed at stderr before the student's code is imported, so a stray ``print`` cannot corrupt
+the channel. The first message is a hello (did the import work?); after that, one reply per
+request (:data:`~autograder.worker.handlers.HANDLERS` says which handler answers which type)
+until a ``shutdown`` request or the end of stdin.
 """
 
 from __future__ import annotations
@@ -23,41 +22,19 @@ import platform
 import resource
 import sys
 import traceback
-from collections.abc import Callable
 from types import ModuleType
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from autograder.worker import protocol
+from . import protocol
+from .handlers import HANDLERS
 
-__all__ = ["HANDLERS", "Handler", "handler", "main"]
+__all__ = ["apply_rlimits", "import_submission", "main", "serve"]
 
-Handler = Callable[[ModuleType, dict, list[np.ndarray]], tuple[dict, list[np.ndarray]]]
-HANDLERS: dict[str, Handler] = {}
 
 ERROR_CHARS = 2048  # an import-failure summary
 MESSAGE_CHARS = 1024  # one exception message
-
-
-def handler(name: str) -> Callable[[Handler], Handler]:
-    """Register the decorated function as the handler of requests of type ``name``. It gets
-    the student's ``tapegrad`` module, the request header and its arrays, and returns a reply
-    header and a list of plain NumPy arrays (convert Tensors with ``.numpy()``)."""
-
-    def register(fn: Handler) -> Handler:
-        if name in HANDLERS:
-            raise ValueError(f"a handler for {name!r} is already registered")
-        HANDLERS[name] = fn
-        return fn
-
-    return register
-
-
-@handler("ping")
-def _ping(tg: ModuleType, header: dict, arrays: list[np.ndarray]) -> tuple[dict, list]:
-    """Echo: the arrays come back unchanged, with the header's ``"payload"`` if any."""
-    return {"type": "pong", "payload": header.get("payload")}, arrays
 
 
 # -- limits ---------------------------------------------------------------------------------------
@@ -260,12 +237,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
     requests = sys.stdin.buffer
 
-    try:  # the grader's own probes, when that module exists
-        import autograder.worker.ops  # noqa: F401
-    except ModuleNotFoundError as e:
-        if e.name != "autograder.worker.ops":
-            raise
-
     submission = os.path.realpath(args.submission)
     tg, error = import_submission(submission)
     hello = {
@@ -279,11 +250,3 @@ def main(argv: list[str] | None = None) -> int:
     if tg is None:
         return 0
     return serve(tg, requests, replies, submission, args.max_message_bytes)
-
-
-if __name__ == "__main__":
-    # Run the imported module's main, not this __main__ copy: handlers that autograder.probes
-    # registers go into autograder.worker.HANDLERS.
-    from autograder.worker.loop import main as _main
-
-    sys.exit(_main())

@@ -1,34 +1,27 @@
-"""Notebook checks: a function from a graded notebook cell, called with the same inputs on
-both sides and compared in the parent.
+"""The worker half of the notebook checks: run the student's graded cell and call the function
+it defines on one case (the judge half, :mod:`autograder.grading.notebooks`, draws the cases
+and compares with the instructor's cell, called through the same :data:`CALLS`).
 
-The worker executes the student's graded cell (extracted from their notebook) and calls the
-function; the parent executes the instructor's solution cell from the source notebook in
-``assignments/`` (trusted) and calls it on the same inputs. Inputs are data (arrays and
-parameters); where a graded function takes a function, it is named from a fixed table here
-(``FUNCTIONS``), so no code travels. The nbgrader test cells (with their hidden asserts) stay
-with the instructor: they are never sent to the sandbox.
+Inputs are data (arrays and parameters); where a graded function takes a function, it is named
+from a fixed table here (:data:`FUNCTIONS`), so no code travels. The nbgrader test cells (with
+their hidden asserts) never come here.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from autograder.grading.diagnose import Verdict, compare_values
 from .cells import extract_graded_source
-from autograder.grading.results import CaseOutcome
-from .loop import handler
 
-__all__ = ["NOTEBOOK_PROBES", "run_notebook_check", "load_namespace"]
+__all__ = ["CALLS", "EXPRESSIONS", "FUNCTIONS", "Namespace", "load_namespace", "notebook_handler"]
 
 Namespace = dict[str, Any]
-Case = tuple[str, dict[str, Any], list[np.ndarray]]
 
 # functions a graded function may receive, by name (the same on both sides)
 FUNCTIONS: dict[str, Callable[[Any], Any]] = {
@@ -51,34 +44,6 @@ EXPRESSIONS: dict[str, Callable[[Namespace], Callable[[Any], Any]]] = {
 }
 
 
-@dataclass(frozen=True)
-class NotebookProbe:
-    """How to exercise one graded notebook function."""
-
-    cases: Callable[[np.random.Generator], list[Case]]
-    call: Callable[[Namespace, dict[str, Any], list[np.ndarray]], list[np.ndarray]]
-    atol: float = 1e-9
-    rtol: float = 1e-7
-
-
-def _numerical_derivative_cases(rng: np.random.Generator) -> list[Case]:
-    cases: list[Case] = []
-    for name in ("cube", "sin", "exp", "softplus"):
-        cases.append(
-            (f"{name} at a scalar", {"f": name, "scalar": True}, [np.array(rng.uniform(-1.5, 1.5))])
-        )
-    cases.append(("exp on an array", {"f": "exp"}, [rng.uniform(-2, 2, 7)]))
-    cases.append(("tanh on a matrix", {"f": "tanh"}, [rng.standard_normal((2, 3))]))
-    cases.append(
-        (
-            "coarse eps (central, not forward, differences)",
-            {"f": "exp", "eps": 1e-2, "scalar": True},
-            [np.array(rng.uniform(0.5, 1.5))],
-        )
-    )
-    return cases
-
-
 def _numerical_derivative_call(
     ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
 ) -> list[np.ndarray]:
@@ -86,13 +51,6 @@ def _numerical_derivative_call(
     x: Any = float(arrays[0]) if params.get("scalar") else arrays[0]
     kwargs = {"eps": params["eps"]} if "eps" in params else {}
     return [np.asarray(ns["numerical_derivative"](f, x, **kwargs), dtype=np.float64)]
-
-
-def _derivative_cases(rng: np.random.Generator) -> list[Case]:
-    cases: list[Case] = [("Dual arithmetic", {"dual": True}, [rng.uniform(0.5, 3.0, 4)])]
-    for name in EXPRESSIONS:
-        cases.append((f"derivative of {name}", {"expr": name}, [np.array(rng.uniform(0.5, 3.0))]))
-    return cases
 
 
 def _derivative_call(
@@ -107,16 +65,6 @@ def _derivative_call(
     return [np.asarray(float(ns["derivative"](fn, float(arrays[0]))), dtype=np.float64)]
 
 
-def _accuracy_cases(rng: np.random.Generator) -> list[Case]:
-    cases: list[Case] = []
-    for n, c in ((4, 3), (100, 10), (1, 5)):
-        logits = rng.standard_normal((n, c))
-        labels = rng.integers(0, c, n)
-        labels[: n // 2] = logits[: n // 2].argmax(axis=1)  # a mix of right and wrong rows
-        cases.append((f"{n} rows, {c} classes", {}, [logits, labels]))
-    return cases
-
-
 def _accuracy_call(
     ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
 ) -> list[np.ndarray]:
@@ -124,29 +72,6 @@ def _accuracy_call(
     if not isinstance(value, float):
         raise TypeError(f"accuracy returned {type(value).__name__}, expected a Python float")
     return [np.asarray(value)]
-
-
-def _im2col_shape_cases(rng: np.random.Generator) -> list[Case]:
-    cases: list[Case] = []
-    for _ in range(5):
-        n, c = int(rng.integers(1, 9)), int(rng.integers(1, 5))
-        h, w = int(rng.integers(3, 33)), int(rng.integers(3, 33))
-        k, s, p = int(rng.integers(1, 6)), int(rng.integers(1, 4)), int(rng.integers(0, 3))
-        cases.append(
-            (
-                f"({n}, {c}, {h}, {w}), k={k}, stride={s}, padding={p}",
-                {"shape": [n, c, h, w], "k": k, "stride": s, "padding": p},
-                [],
-            )
-        )
-    cases.append(
-        (
-            "a filter larger than the padded input",
-            {"shape": [1, 1, 2, 2], "k": 5, "stride": 1, "padding": 0},
-            [],
-        )
-    )
-    return cases
 
 
 def _im2col_shape_call(
@@ -161,13 +86,14 @@ def _im2col_shape_call(
     return [np.array([rows, cols], dtype=np.int64)]
 
 
-NOTEBOOK_PROBES: dict[str, NotebookProbe] = {
-    "numerical_derivative": NotebookProbe(
-        _numerical_derivative_cases, _numerical_derivative_call, 1e-9, 1e-6
-    ),
-    "derivative": NotebookProbe(_derivative_cases, _derivative_call, 1e-10, 1e-9),
-    "accuracy": NotebookProbe(_accuracy_cases, _accuracy_call, 1e-12, 1e-12),
-    "im2col_shape": NotebookProbe(_im2col_shape_cases, _im2col_shape_call, 0, 0),
+Call = Callable[[Namespace, dict[str, Any], list[np.ndarray]], list[np.ndarray]]
+
+# graded function -> how to call it on one case (the same on both sides)
+CALLS: dict[str, Call] = {
+    "numerical_derivative": _numerical_derivative_call,
+    "derivative": _derivative_call,
+    "accuracy": _accuracy_call,
+    "im2col_shape": _im2col_shape_call,
 }
 
 
@@ -186,8 +112,7 @@ def load_namespace(notebook: Path, grade_id: str) -> Namespace:
 _loaded: dict[tuple[str, str], Namespace] = {}
 
 
-@handler("notebook")
-def notebook_probe(
+def notebook_handler(
     tg: ModuleType, header: dict[str, Any], arrays: list[np.ndarray]
 ) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Worker side: run the student's graded cell (once) and call the function on one case."""
@@ -196,76 +121,4 @@ def notebook_probe(
     if key not in _loaded:
         root = Path(str(tg.__file__)).resolve().parent.parent  # the submission holds tapegrad/
         _loaded[key] = load_namespace(root / name, key[1])
-    probe = NOTEBOOK_PROBES[str(header["function"])]
-    return {}, probe.call(_loaded[key], dict(header["params"]), arrays)
-
-
-Request = Callable[[dict[str, Any], list[np.ndarray]], tuple[dict[str, Any], list[np.ndarray]]]
-
-
-def run_notebook_check(
-    request: Request,
-    source_notebook: Path,
-    notebook: str,
-    grade_id: str,
-    function: str,
-    rng: np.random.Generator,
-) -> list[CaseOutcome]:
-    """Parent side: every case of one notebook check."""
-    from autograder.grading.ops import RequestFailed
-
-    if function not in NOTEBOOK_PROBES:
-        raise KeyError(
-            f"no notebook probe for function {function!r}; known: {', '.join(NOTEBOOK_PROBES)}"
-        )
-    probe = NOTEBOOK_PROBES[function]
-    reference = load_namespace(source_notebook, grade_id)
-    outcomes: list[CaseOutcome] = []
-    cases = probe.cases(rng)
-    for n, (label, params, arrays) in enumerate(cases):
-        expected = probe.call(reference, params, [a.copy() for a in arrays])
-        try:
-            _, got = request(
-                {
-                    "type": "notebook",
-                    "notebook": notebook,
-                    "grade_id": grade_id,
-                    "function": function,
-                    "params": params,
-                },
-                arrays,
-            )
-        except RequestFailed as exc:
-            outcomes.append(
-                CaseOutcome(label, False, f"{function} ({label}): {exc}", exc.bug_class)
-            )
-            if exc.fatal or exc.bug_class == "not_implemented":
-                outcomes += [
-                    CaseOutcome(rest[0], False, f"not run: {exc}", exc.bug_class)
-                    for rest in cases[n + 1 :]
-                ]
-                break
-            continue
-        verdict = _judge(got, expected, probe)
-        message = "" if verdict.ok else f"{function} ({label}): {verdict.message}"
-        outcomes.append(CaseOutcome(label, verdict.ok, message, verdict.bug_class))
-    return outcomes
-
-
-def _judge(got: list[np.ndarray], expected: list[np.ndarray], probe: NotebookProbe) -> Verdict:
-    if len(got) != len(expected):
-        return Verdict(False, "the worker's reply was incomplete", "crash")
-    for g, e in zip(got, expected):
-        if e.dtype.kind == "i":
-            if g.shape != e.shape or not np.array_equal(g, e):
-                raised = bool(np.array_equal(e, [-1, -1]))
-                return Verdict(
-                    False,
-                    f"returned {g.tolist()}, expected {'a ValueError' if raised else e.tolist()}",
-                    "wrong_forward",
-                )
-            continue
-        verdict = compare_values("result", g, e, atol=probe.atol, rtol=probe.rtol)
-        if not verdict.ok:
-            return verdict
-    return Verdict(True)
+    return {}, CALLS[str(header["function"])](_loaded[key], dict(header["params"]), arrays)

@@ -1,9 +1,9 @@
-"""Probes: what the worker does with the student's ``tapegrad`` when the parent asks.
+"""The worker half of the op checks: forward, backward, forward mode and second order of one
+op-spec case, run on the student's ``tapegrad`` (the judge half is
+:mod:`autograder.grading.ops`).
 
-This module runs INSIDE the sandbox, next to student code, so nothing here is trusted: a probe
-only calls the student's functions on the arrays it was sent and returns plain arrays. Every
-judgement happens in the parent (:mod:`autograder.opcheck` and friends). A probe never sees
-expected values, hidden labels or the grader's secret.
+A handler only calls the student's functions on the arrays it was sent and returns plain
+arrays: it never sees expected values, and nothing it returns is trusted.
 """
 
 from __future__ import annotations
@@ -14,24 +14,9 @@ from typing import Any
 import numpy as np
 
 from .opspecs import spec
-from .loop import handler
+from .tensors import grad_of, to_array
 
 Arrays = list[np.ndarray]
-
-
-def to_array(tg: ModuleType, value: Any, what: str) -> np.ndarray:
-    """A student's result as a NumPy array, or a clear error saying what came back instead."""
-    if not isinstance(value, tg.Tensor):
-        raise TypeError(f"{what} returned {type(value).__name__}, expected a tapegrad Tensor")
-    array = value.numpy()
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"{what}: Tensor.numpy() returned {type(array).__name__}, not an ndarray")
-    return np.array(array, order="C", copy=True)  # (ascontiguousarray would make 0-d 1-d)
-
-
-def _grad_array(tg: ModuleType, t: Any, what: str) -> np.ndarray | None:
-    g = getattr(t, "grad", None)
-    return None if g is None else to_array(tg, g, what)
 
 
 def _forward_backward(
@@ -45,13 +30,12 @@ def _forward_backward(
     if out.shape != u.shape:  # the parent judges the forward first: no confusing backward error
         return out, [None] * len(ts), []
     y.backward(tg.Tensor(u))
-    grads = [_grad_array(tg, t, f"{name}: the gradient of input {i}") for i, t in enumerate(ts)]
+    grads = [grad_of(tg, t, f"{name}: the gradient of input {i}") for i, t in enumerate(ts)]
     after = [to_array(tg, t, f"{name}: input {i}") for i, t in enumerate(ts)]
     return out, grads, after
 
 
-@handler("op")
-def op_probe(
+def op_handler(
     tg: ModuleType, header: dict[str, Any], arrays: Arrays
 ) -> tuple[dict[str, Any], Arrays]:
     """Forward and backward of op spec ``header["spec"]`` on one case.
@@ -84,8 +68,7 @@ def op_probe(
     return reply, result
 
 
-@handler("forward")
-def forward_probe(
+def forward_handler(
     tg: ModuleType, header: dict[str, Any], arrays: Arrays
 ) -> tuple[dict[str, Any], Arrays]:
     """The student's forward on several input sets (``header["count"]`` of them), for finite
@@ -100,8 +83,7 @@ def forward_probe(
     return {}, outs
 
 
-@handler("jvp")
-def jvp_probe(
+def jvp_handler(
     tg: ModuleType, header: dict[str, Any], arrays: Arrays
 ) -> tuple[dict[str, Any], Arrays]:
     """Forward mode: arrays in are the primals then one tangent per primal."""
@@ -117,8 +99,7 @@ def jvp_probe(
     ]
 
 
-@handler("hvp")
-def hvp_probe(
+def hvp_handler(
     tg: ModuleType, header: dict[str, Any], arrays: Arrays
 ) -> tuple[dict[str, Any], Arrays]:
     """Second order with the student's ``tg.grad``: for the first input x and the others fixed,
@@ -139,8 +120,3 @@ def hvp_probe(
         to_array(tg, first, f"{s.name}: tg.grad"),
         to_array(tg, second, f"{s.name}: tg.grad of tg.grad"),
     ]
-
-
-# The other probe families register their handlers on import.
-from autograder.grading import modules  # noqa: E402, F401
-from . import notebooks, training  # noqa: E402, F401

@@ -1,19 +1,16 @@
-"""What every module probe shares: the :class:`ModuleProbe` and :class:`Signature` records,
-judging outputs against the reference, and the helpers the probes' ``run`` functions use in
-the worker (see the package docstring for how a probe works)."""
+"""What every module probe shares: the :class:`ModuleProbe` and :class:`Signature` records and
+judging outputs against the reference (see the package docstring for how a probe works)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from ..diagnose import Verdict, classify_gradient, compare_values
-from autograder.worker.ops import to_array
 
 Params = dict[str, Any]
 Arrays = list[np.ndarray]
@@ -34,11 +31,10 @@ class Signature:
 class ModuleProbe:
     """One module, loss, optimizer or initializer check (see the package docstring)."""
 
-    name: str  # the probe name in assignment.toml
+    name: str  # the probe name in assignment.toml, and of its runner in the worker
     title: str  # what feedback calls it: "BatchNorm1d", "SGD", ...
     variants: tuple[str, ...]  # one label per kind of case (the case labels students see)
     make_case: Callable[[np.random.Generator, int], tuple[Params, Arrays]]
-    run: Callable[[ModuleType, Params, Arrays], Outputs]  # in the worker
     reference: Callable[[Params, Arrays], Outputs]  # in the parent, float64
     judge: Judge | None = None  # None: default_judge
     signatures: tuple[Signature, ...] = ()
@@ -169,78 +165,6 @@ def _with_ones(
     arrays = list(arrays)
     arrays[index] = np.ones_like(arrays[index])
     return reference(params, arrays)
-
-
-# ---- worker-side helpers ----------------------------------------------------------------------
-
-
-def value_of(tg: ModuleType, t: Any, what: str) -> np.ndarray:
-    """A tensor's values, copied (later in-place updates must not change what we return)."""
-    return np.array(to_array(tg, t, what), copy=True)
-
-
-def grad_of(tg: ModuleType, t: Any, what: str) -> np.ndarray | None:
-    g = getattr(t, "grad", None)
-    return None if g is None else value_of(tg, g, what)
-
-
-def assign(param: Any, array: np.ndarray) -> None:
-    """Set a parameter's values, as PyTorch allows: ``p.data = array`` (our own copy)."""
-    param.data = np.array(array, copy=True)
-
-
-def set_affine(module: Any, weight: np.ndarray, bias: np.ndarray | None = None) -> None:
-    """Set a module's ``weight`` and, when one is given, its ``bias``."""
-    assign(module.weight, weight)
-    if bias is not None:
-        assign(module.bias, bias)
-
-
-def seed(tg: ModuleType, value: int) -> None:
-    fn = getattr(tg, "manual_seed", None)
-    if callable(fn):
-        fn(int(value))
-
-
-def number_of(tg: ModuleType, value: Any, what: str) -> np.ndarray:
-    """A returned number (Python, NumPy or a one-element Tensor) as a 0-d float64 array."""
-    if isinstance(value, tg.Tensor):
-        array = to_array(tg, value, what)
-        if array.size != 1:
-            raise TypeError(f"{what} returned a Tensor of shape {array.shape}, expected one number")
-        return np.array(float(array.reshape(-1)[0]))
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return np.array(float(value))
-    raise TypeError(f"{what} returned {type(value).__name__}, expected a number")
-
-
-def forward_backward(
-    tg: ModuleType,
-    fn: Callable[[Any], Any],
-    xa: np.ndarray,
-    u: np.ndarray,
-    what: str,
-    grad_what: str = "the input's grad",
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``fn`` (a module or a loss) on ``xa`` as a Tensor that requires grad, then backward
-    with the cotangent ``u``: the output's values and the input's gradient."""
-    x = tg.Tensor(xa, requires_grad=True)
-    y = fn(x)
-    out = to_array(tg, y, what)
-    y.backward(tg.Tensor(u))
-    return out, grad_of(tg, x, grad_what)
-
-
-# The names of the outputs forward_backward and then affine_grads return.
-AFFINE_OUTPUTS = ("forward", "gradient of the input", "gradient of weight", "gradient of bias")
-
-
-def affine_grads(tg: ModuleType, module: Any, what: str) -> Outputs:
-    """The gradients of a module's ``weight`` and ``bias`` (``what``: the module's name)."""
-    return [
-        grad_of(tg, module.weight, f"{what}.weight.grad"),
-        grad_of(tg, module.bias, f"{what}.bias.grad"),
-    ]
 
 
 def case_labels(table: tuple[Any, ...]) -> tuple[str, ...]:

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from types import ModuleType
 
 import numpy as np
 
 from autograder.worker.opspecs import DOMAINS
+from autograder.worker.tensors import AFFINE_OUTPUTS
+
 from .base import (
-    AFFINE_OUTPUTS,
     Arrays,
     ModuleProbe,
     Outputs,
     Params,
     Signature,
-    affine_grads,
     case_labels,
-    forward_backward,
-    set_affine,
 )
 
 # ---- Conv2d and MaxPool2d -----------------------------------------------------------------------
@@ -55,13 +52,6 @@ def _conv_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
     }, arrays
 
 
-def _conv_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
-    xa, w, b, u = arrays
-    conv = tg.nn.Conv2d(p["in"], p["out"], p["kernel"], stride=p["stride"], padding=p["padding"])
-    set_affine(conv, w, b)
-    return [*forward_backward(tg, conv, xa, u, "Conv2d"), *affine_grads(tg, conv, "Conv2d")]
-
-
 def _conv_ref(p: Params, arrays: Arrays, *, flipped: bool = False) -> Outputs:
     """Direct cross-correlation, one output pixel at a time (``flipped``: true convolution,
     the kernel rotated by 180 degrees, a known bug)."""
@@ -90,7 +80,6 @@ CONV2D_PROBE = ModuleProbe(
     "Conv2d",
     case_labels(_CONV),
     _conv_case,
-    _conv_run,
     _conv_ref,
     assignment="hw3",
     signatures=(
@@ -124,11 +113,6 @@ def _pool_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
     }, [x, rng.standard_normal((n, c, h // k, w // k))]
 
 
-def _pool_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
-    xa, u = arrays
-    return list(forward_backward(tg, tg.nn.MaxPool2d(p["kernel"]), xa, u, "MaxPool2d"))
-
-
 def _pool_ref(p: Params, arrays: Arrays, *, average_gradient: bool = False) -> Outputs:
     x, u = arrays
     k = p["kernel"]
@@ -149,7 +133,6 @@ MAXPOOL2D_PROBE = ModuleProbe(
     "MaxPool2d",
     case_labels(_POOL),
     _pool_case,
-    _pool_run,
     _pool_ref,
     assignment="hw3",
     signatures=(

@@ -6,13 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from ..diagnose import Verdict
-from .base import Arrays, ModuleProbe, Outputs, Params, case_labels, seed, value_of
+from .base import Arrays, ModuleProbe, Outputs, Params, case_labels
 
 # ---- initialisation -----------------------------------------------------------------------------
 
@@ -111,13 +110,6 @@ def _init_case(
     }, []
 
 
-def _init_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
-    seed(tg, p["seed"])
-    t = tg.nn.Parameter(np.zeros(tuple(p["shape"]), dtype=np.float32))
-    getattr(tg.nn.init, p["function"])(t, **p["kwargs"])
-    return [value_of(tg, t, f"the tensor after {p['function']}")]  # filled in place
-
-
 def _init_judge(
     bounds: Callable[[Params], dict[str, float]],
     p: Params,
@@ -188,7 +180,6 @@ def _init_probe(
         fn,
         case_labels(table),
         partial(_init_case, table, fn),
-        _init_run,
         reference,
         judge=partial(_init_judge, bounds),
     )

@@ -4,13 +4,13 @@ Dropout (the share dropped, the scaling, a fresh mask at each call, eval mode)."
 from __future__ import annotations
 
 import math
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from autograder.worker.modules.layers import DROPOUT_EVAL, DROPOUT_TWICE, LINEAR_FRESH
+
 from ..diagnose import Verdict, compare_values
-from autograder.worker.ops import to_array
 from .base import (
     Arrays,
     ModuleProbe,
@@ -19,12 +19,7 @@ from .base import (
     case_labels,
     compare_output,
     default_judge,
-    forward_backward,
-    grad_of,
-    seed,
-    set_affine,
     tolerance,
-    value_of,
 )
 
 # ---- Linear -----------------------------------------------------------------------------------
@@ -35,13 +30,12 @@ _LINEAR = (  # label, input shape, out_features, bias
     ("without bias: (5, 4) -> 3 features", (5, 4), 3, False),
     ("a fresh Linear(64, 32): parameter shapes and initial values", (64,), 32, True),
 )
-_LINEAR_FRESH = 3
 
 
 def _linear_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
     _, xshape, n_out, bias = _LINEAR[v]
     n_in = xshape[-1]
-    if v == _LINEAR_FRESH:
+    if v == LINEAR_FRESH:
         outputs = ["weight shape", "bias shape", "initial weight", "initial bias"]
         return {
             "variant": v,
@@ -68,30 +62,8 @@ def _linear_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
     }, arrays
 
 
-def _linear_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
-    if p["variant"] == _LINEAR_FRESH:
-        seed(tg, p["seed"])
-        lin = tg.nn.Linear(p["in"], p["out"])
-        b = lin.bias
-        return [
-            np.array(lin.weight.shape, dtype=np.int64),
-            None if b is None else np.array(b.shape, dtype=np.int64),
-            value_of(tg, lin.weight, "Linear.weight"),
-            None if b is None else value_of(tg, b, "Linear.bias"),
-        ]
-    lin = tg.nn.Linear(p["in"], p["out"], bias=p["bias"])
-    set_affine(lin, arrays[1], arrays[2] if p["bias"] else None)
-    out, gx = forward_backward(tg, lin, arrays[0], arrays[-1], "Linear")
-    last = (
-        grad_of(tg, lin.bias, "Linear.bias.grad")
-        if p["bias"]
-        else np.array(len(list(lin.parameters())))
-    )
-    return [out, gx, grad_of(tg, lin.weight, "Linear.weight.grad"), last]
-
-
 def _linear_ref(p: Params, arrays: Arrays) -> Outputs:
-    if p["variant"] == _LINEAR_FRESH:
+    if p["variant"] == LINEAR_FRESH:
         return [np.array([p["out"], p["in"]]), np.array([p["out"]]), None, None]
     x, w, u = arrays[0], arrays[1], arrays[-1]
     y = x @ w.T + (arrays[2] if p["bias"] else 0.0)
@@ -105,7 +77,7 @@ def _shape_text(shape: Any) -> str:
 
 
 def _linear_judge(p: Params, arrays: Arrays, got: Outputs, expected: Outputs) -> Verdict:
-    if p["variant"] != _LINEAR_FRESH:
+    if p["variant"] != LINEAR_FRESH:
         return default_judge(p, arrays, got, expected)
     wshape, bshape, w, b = got
     n_in, n_out = p["in"], p["out"]
@@ -148,7 +120,6 @@ LINEAR_PROBE = ModuleProbe(
     "Linear",
     case_labels(_LINEAR),
     _linear_case,
-    _linear_run,
     _linear_ref,
     judge=_linear_judge,
 )
@@ -161,7 +132,6 @@ _DROPOUT = (  # label, input shape, p
     ("training, p=0.5, called twice: a fresh mask at each call", (100, 300), 0.5),
     ("eval mode, p=0.4: the identity (and Dropout(0.0) in training)", (40, 50), 0.4),
 )
-_DROPOUT_TWICE, _DROPOUT_EVAL = 1, 2
 
 
 def _dropout_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
@@ -181,32 +151,10 @@ def _dropout_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
     }, [x, rng.standard_normal(shape)]
 
 
-def _dropout_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
-    xa, u = arrays
-    seed(tg, p["seed"])
-    drop = tg.nn.Dropout(p["p"])
-    if p["variant"] == _DROPOUT_TWICE:
-        drop.train()
-        return [
-            to_array(tg, drop(tg.Tensor(xa)), "Dropout"),
-            to_array(tg, drop(tg.Tensor(xa)), "Dropout"),
-        ]
-    if p["variant"] == _DROPOUT_EVAL:
-        drop.eval()
-    else:
-        drop.train()
-    outs = list(forward_backward(tg, drop, xa, u, "Dropout"))
-    if p["variant"] == _DROPOUT_EVAL:
-        zero = tg.nn.Dropout(0.0)
-        zero.train()
-        outs.append(to_array(tg, zero(tg.Tensor(xa)), "Dropout(0.0)"))
-    return outs
-
-
 def _dropout_ref(p: Params, arrays: Arrays) -> Outputs:
     """The kept entries' values (the mask itself is random)."""
     x, u = arrays
-    if p["variant"] == _DROPOUT_EVAL:
+    if p["variant"] == DROPOUT_EVAL:
         return [x, u, x]
     return [x / (1 - p["p"]), (u if p["variant"] == 0 else x) / (1 - p["p"])]
 
@@ -254,7 +202,7 @@ def _mask_verdict(name: str, y: Any, x: np.ndarray, p: float) -> Verdict:
 def _dropout_judge(p: Params, arrays: Arrays, got: Outputs, expected: Outputs) -> Verdict:
     x, u = arrays
     drop = p["p"]
-    if p["variant"] == _DROPOUT_EVAL:
+    if p["variant"] == DROPOUT_EVAL:
         y = got[0]
         if y is not None and y.shape == x.shape and float(np.mean(y == 0)) > 0.05:
             return Verdict(
@@ -264,12 +212,12 @@ def _dropout_judge(p: Params, arrays: Arrays, got: Outputs, expected: Outputs) -
                 "train_eval_mode",
             )
         return default_judge(p, arrays, got, expected)
-    forwards = got if p["variant"] == _DROPOUT_TWICE else got[:1]
+    forwards = got if p["variant"] == DROPOUT_TWICE else got[:1]
     for name, y in zip(p["outputs"], forwards):
         verdict = _mask_verdict(name, y, x, drop)
         if not verdict.ok:
             return verdict
-    if p["variant"] == _DROPOUT_TWICE:
+    if p["variant"] == DROPOUT_TWICE:
         differ = float(np.mean((got[0] == 0) != (got[1] == 0)))
         if differ < drop * (1 - drop):  # expected 2p(1-p); far below it is no accident
             return Verdict(
@@ -296,7 +244,6 @@ DROPOUT_PROBE = ModuleProbe(
     "Dropout",
     case_labels(_DROPOUT),
     _dropout_case,
-    _dropout_run,
     _dropout_ref,
     judge=_dropout_judge,
 )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from functools import partial
-from types import ModuleType
-from typing import Any
 
 import numpy as np
 
 from autograder.worker.opspecs import DOMAINS
-from .base import Arrays, ModuleProbe, Outputs, Params, Signature, case_labels, forward_backward
+
+from .base import Arrays, ModuleProbe, Outputs, Params, Signature, case_labels
 
 # ---- losses -------------------------------------------------------------------------------------
 
@@ -38,17 +37,6 @@ def _cross_entropy_case(rng: np.random.Generator, v: int) -> tuple[Params, Array
     }, [z, labels, g]
 
 
-def _cross_entropy_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
-    za, labels, g = arrays
-
-    def loss(z: Any) -> Any:
-        return tg.nn.functional.cross_entropy(
-            z, tg.Tensor(labels) if p["tensor_labels"] else labels
-        )
-
-    return list(forward_backward(tg, loss, za, g, "cross_entropy", "the logits' grad"))
-
-
 def _cross_entropy_ref(p: Params, arrays: Arrays, *, reduction: str = "mean") -> Outputs:
     z, labels, g = arrays
     n = len(z)
@@ -66,7 +54,6 @@ CROSS_ENTROPY_PROBE = ModuleProbe(
     "cross_entropy",
     case_labels(_CROSS_ENTROPY),
     _cross_entropy_case,
-    _cross_entropy_run,
     _cross_entropy_ref,
     signatures=(
         Signature(
@@ -92,15 +79,6 @@ def _mse_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
     }, [rng.standard_normal(shape), rng.standard_normal(shape), g]
 
 
-def _mse_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
-    xa, target, g = arrays
-
-    def loss(x: Any) -> Any:
-        return tg.nn.functional.mse_loss(x, tg.Tensor(target))
-
-    return list(forward_backward(tg, loss, xa, g, "mse_loss"))
-
-
 def _mse_ref(p: Params, arrays: Arrays, *, reduction: str = "mean") -> Outputs:
     x, t, g = arrays
     scale = 1.0 if reduction == "sum" else 1.0 / x.size
@@ -112,7 +90,6 @@ MSE_PROBE = ModuleProbe(
     "mse_loss",
     case_labels(_MSE),
     _mse_case,
-    _mse_run,
     _mse_ref,
     signatures=(
         Signature(

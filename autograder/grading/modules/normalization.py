@@ -4,24 +4,19 @@ eval modes) and LayerNorm, against PyTorch's conventions."""
 from __future__ import annotations
 
 from functools import partial
-from types import ModuleType
-from typing import Any
 
 import numpy as np
 
-from autograder.worker.ops import to_array
+from autograder.worker.modules.normalization import BN_EVAL
+from autograder.worker.tensors import AFFINE_OUTPUTS
+
 from .base import (
-    AFFINE_OUTPUTS,
     Arrays,
     ModuleProbe,
     Outputs,
     Params,
     Signature,
-    affine_grads,
     case_labels,
-    forward_backward,
-    set_affine,
-    value_of,
 )
 
 EPS = 1e-5  # BatchNorm1d and LayerNorm's default eps
@@ -51,7 +46,6 @@ _BATCHNORM = (  # label, (N, C)
     ("eval mode after 3 training batches: running statistics", (6, 4)),
     ("training with a batch of 2", (2, 3)),
 )
-_BN_EVAL = 1
 
 
 def _batchnorm_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
@@ -63,7 +57,7 @@ def _batchnorm_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
 
     gamma = rng.uniform(0.5, 2.0, c) * rng.choice([-1.0, 1.0], c)
     beta = rng.standard_normal(c)
-    if v == _BN_EVAL:
+    if v == BN_EVAL:
         arrays = [batch(n), batch(n), batch(n), gamma, beta, batch(5), rng.standard_normal((5, c))]
         outputs = [
             "running_mean after 3 batches",
@@ -85,30 +79,6 @@ def _batchnorm_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
     }, arrays
 
 
-def _running_stats(tg: ModuleType, bn: Any) -> Outputs:
-    return [
-        value_of(tg, bn.running_mean, "BatchNorm1d.running_mean"),
-        value_of(tg, bn.running_var, "BatchNorm1d.running_var"),
-    ]
-
-
-def _batchnorm_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
-    bn = tg.nn.BatchNorm1d(p["features"])
-    bn.train()
-    if p["variant"] == _BN_EVAL:
-        x1, x2, x3, gamma, beta, xe, u = arrays
-        set_affine(bn, gamma, beta)
-        for xb in (x1, x2, x3):
-            bn(tg.Tensor(xb))
-        running = _running_stats(tg, bn)
-        bn.eval()
-        return [*running, *forward_backward(tg, bn, xe, u, "BatchNorm1d in eval mode")]
-    xa, gamma, beta, u = arrays
-    set_affine(bn, gamma, beta)
-    out, gx = forward_backward(tg, bn, xa, u, "BatchNorm1d")
-    return [out, gx, *affine_grads(tg, bn, "BatchNorm1d"), *_running_stats(tg, bn)]
-
-
 def _batchnorm_ref(
     p: Params,
     arrays: Arrays,
@@ -127,7 +97,7 @@ def _batchnorm_ref(
         rm = (1 - momentum) * rm + momentum * x.mean(0)
         rv = (1 - momentum) * rv + momentum * x.var(0, ddof=running_ddof)
 
-    if p["variant"] == _BN_EVAL:
+    if p["variant"] == BN_EVAL:
         x1, x2, x3, gamma, beta, xe, u = arrays
         for xb in (x1, x2, x3):
             update(xb)
@@ -148,7 +118,6 @@ BATCHNORM1D_PROBE = ModuleProbe(
     "BatchNorm1d",
     case_labels(_BATCHNORM),
     _batchnorm_case,
-    _batchnorm_run,
     _batchnorm_ref,
     signatures=(
         Signature(
@@ -202,17 +171,6 @@ def _layernorm_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
     }, arrays
 
 
-def _layernorm_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
-    xa, gamma, beta, u = arrays
-    ln = tg.nn.LayerNorm(p["features"])
-    set_affine(ln, gamma, beta)
-    ln.train()
-    out, gx = forward_backward(tg, ln, xa, u, "LayerNorm")
-    grads = [gx, *affine_grads(tg, ln, "LayerNorm")]
-    ln.eval()
-    return [out, *grads, to_array(tg, ln(tg.Tensor(xa)), "LayerNorm in eval mode")]
-
-
 def _layernorm_ref(p: Params, arrays: Arrays, *, ddof: int = 0, axis: int = 1) -> Outputs:
     """Each sample normalised over its last axis (``axis=0``: over the batch, a known bug)."""
     x, gamma, beta, u = arrays
@@ -226,7 +184,6 @@ LAYERNORM_PROBE = ModuleProbe(
     "LayerNorm",
     case_labels(_LAYERNORM),
     _layernorm_case,
-    _layernorm_run,
     _layernorm_ref,
     signatures=(
         Signature(

@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
-from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from autograder.worker.modules.optim import skipped
 
 from .base import (
     Arrays,
@@ -18,9 +19,6 @@ from .base import (
     Params,
     Signature,
     case_labels,
-    grad_of,
-    number_of,
-    value_of,
 )
 
 # ---- optimizers ---------------------------------------------------------------------------------
@@ -121,42 +119,6 @@ def _optim_case(
     return params, arrays
 
 
-def _skipped(p: Params) -> set[tuple[int, int]]:
-    """The (parameter, step) pairs without a gradient."""
-    return {(int(k), int(t)) for k, t in p.get("skip", [])}
-
-
-def _optim_run(
-    make: Callable[[ModuleType, list[Any], Params], Any], tg: ModuleType, p: Params, arrays: Arrays
-) -> Outputs:
-    """Run ``steps`` optimizer steps from the given initial values, with the given gradients
-    (assigned to ``.grad``) or a quadratic loss (zero_grad, backward); return each parameter's
-    values after every step, stacked."""
-    n = p["count"]
-    params = [tg.nn.Parameter(a) for a in arrays[:n]]
-    opt = make(tg, params, p)
-    skip = _skipped(p)
-    history: list[list[np.ndarray]] = [[] for _ in params]
-    for t in range(p["steps"]):
-        if p["mode"] == "given":
-            for k, q in enumerate(params):
-                q.grad = None if (k, t) in skip else tg.Tensor(arrays[n + k][t].copy())
-        else:
-            opt.zero_grad()
-            terms = []
-            for k, q in enumerate(params):
-                a, c = tg.Tensor(arrays[n + 2 * k]), tg.Tensor(arrays[n + 2 * k + 1])
-                terms.append(((q - c) ** 2 * a).sum())
-            loss = terms[0]
-            for term in terms[1:]:
-                loss = loss + term
-            loss.backward()
-        opt.step()
-        for k, q in enumerate(params):
-            history[k].append(value_of(tg, q, f"parameter {k} after step {t + 1}"))
-    return [np.stack(h) for h in history]
-
-
 def _trajectory(
     p: Params,
     arrays: Arrays,
@@ -167,7 +129,7 @@ def _trajectory(
     gradient at each step (``accumulate``: gradients add up, as without zero_grad)."""
     n = p["count"]
     values = [a.copy() for a in arrays[:n]]
-    skip = _skipped(p)
+    skip = skipped(p)
     total: list[Any] = [0.0] * n
     history: list[list[np.ndarray]] = [[] for _ in range(n)]
     for t in range(p["steps"]):
@@ -183,10 +145,6 @@ def _trajectory(
             values[k] = update(k, values[k], total[k])
             history[k].append(values[k].copy())
     return [np.stack(h) for h in history]
-
-
-def _sgd_make(tg: ModuleType, params: list[Any], p: Params) -> Any:
-    return tg.optim.SGD(params, lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
 
 
 def _sgd_ref(
@@ -216,12 +174,6 @@ def _sgd_ref(
         return x - lr * g
 
     return _trajectory(p, arrays, update, accumulate)
-
-
-def _adam_make(tg: ModuleType, params: list[Any], p: Params) -> Any:
-    return tg.optim.Adam(
-        params, lr=p["lr"], betas=tuple(p["betas"]), eps=p["eps"], weight_decay=p["weight_decay"]
-    )
 
 
 def _adam_ref(
@@ -269,7 +221,6 @@ SGD_PROBE = ModuleProbe(
     "SGD",
     case_labels(_SGD),
     partial(_optim_case, _SGD, "SGD"),
-    partial(_optim_run, _sgd_make),
     _sgd_ref,
     signatures=(
         Signature(
@@ -296,7 +247,6 @@ ADAM_PROBE = ModuleProbe(
     "Adam",
     case_labels(_ADAM),
     partial(_optim_case, _ADAM, "Adam"),
-    partial(_optim_run, _adam_make),
     _adam_ref,
     signatures=(
         Signature(
@@ -356,15 +306,6 @@ def _clip_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
     }, [rng.standard_normal(s) for s in shapes] + grads
 
 
-def _clip_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
-    n = p["count"]
-    params = [tg.nn.Parameter(a) for a in arrays[:n]]
-    for k, q in enumerate(params):
-        q.grad = None if k == p["none"] else tg.Tensor(arrays[n + k].copy())
-    total = number_of(tg, tg.optim.clip_grad_norm_(params, p["max_norm"]), "clip_grad_norm_")
-    return [total] + [grad_of(tg, q, f"parameter {k}'s grad") for k, q in enumerate(params)]
-
-
 def _clip_ref(
     p: Params,
     arrays: Arrays,
@@ -395,7 +336,6 @@ CLIP_GRAD_NORM_PROBE = ModuleProbe(
     "clip_grad_norm_",
     case_labels(_CLIP),
     _clip_case,
-    _clip_run,
     _clip_ref,
     signatures=(
         Signature(

@@ -3,14 +3,14 @@ sub-modules, a list of modules, BatchNorm1d, Sequential and a shared parameter."
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from autograder.worker.modules.structure import MODES, PARAMETERS, STATE
+
 from ..diagnose import Verdict, compare_values
-from autograder.worker.ops import to_array
-from .base import Arrays, ModuleProbe, Outputs, Params, seed
+from .base import Arrays, ModuleProbe, Outputs, Params
 
 # ---- Module: parameters(), train()/eval(), state_dict() -----------------------------------------
 
@@ -54,57 +54,6 @@ _MODULE = (
     "train() and eval() reach every sub-module",
     "state_dict() and load_state_dict(): names, buffers, a copy that computes the same",
 )
-_PARAMETERS, _MODES, _STATE = 0, 1, 2
-
-
-def _build_net(tg: ModuleType) -> tuple[Any, list[Any], list[Any]]:
-    """The probe model, its parameters in registration order and its modules (NET_*)."""
-    nn = tg.nn
-
-    class Block(nn.Module):  # type: ignore[name-defined,misc]
-        def __init__(self, n: int) -> None:
-            super().__init__()
-            self.lin = nn.Linear(n, n)
-            self.gain = nn.Parameter(np.ones(n, dtype=np.float32))
-
-        def forward(self, x: Any) -> Any:
-            return tg.relu(self.lin(x)) * self.gain
-
-    class Net(nn.Module):  # type: ignore[name-defined,misc]
-        def __init__(self, first: Any, blocks: list[Any], act: Any, bn: Any, head: Any) -> None:
-            super().__init__()
-            self.first, self.blocks, self.act, self.bn, self.head = first, blocks, act, bn, head
-            self.tied = blocks[0].lin.weight  # the same parameter again: listed once
-
-        def forward(self, x: Any) -> Any:
-            h = self.act(self.first(x))
-            for block in self.blocks:
-                h = block(h)
-            return self.head(self.bn(h))
-
-    first, blocks, act, bn = nn.Linear(5, 4), [Block(4), Block(4)], nn.ReLU(), nn.BatchNorm1d(4)
-    h0, h1, h2 = nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)
-    head = nn.Sequential(h0, h1, h2)
-    net = Net(first, blocks, act, bn, head)
-    params = [first.weight, first.bias]
-    for block in blocks:
-        params += [block.lin.weight, block.lin.bias, block.gain]
-    params += [bn.weight, bn.bias, h0.weight, h0.bias, h2.weight, h2.bias]
-    modules = [
-        net,
-        first,
-        blocks[0],
-        blocks[0].lin,
-        blocks[1],
-        blocks[1].lin,
-        act,
-        bn,
-        head,
-        h0,
-        h1,
-        h2,
-    ]
-    return net, params, modules
 
 
 def _module_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
@@ -119,7 +68,7 @@ def _module_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
             "state of the copy",
         ],
     )[v]
-    arrays = [] if v != _STATE else [rng.standard_normal((6, 5)) * 2 + 1 for _ in range(3)]
+    arrays = [] if v != STATE else [rng.standard_normal((6, 5)) * 2 + 1 for _ in range(3)]
     return {
         "variant": v,
         "seed": int(rng.integers(2**31)),
@@ -129,52 +78,10 @@ def _module_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
     }, arrays
 
 
-def _state_array(tg: ModuleType, value: Any, what: str) -> np.ndarray:
-    array = to_array(tg, value, what) if isinstance(value, tg.Tensor) else np.asarray(value)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{what} is {type(value).__name__}, expected an array or a Tensor")
-    return array.astype(np.float64).ravel()
-
-
-def _module_run(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
-    seed(tg, p["seed"])
-    net, params, modules = _build_net(tg)
-    if p["variant"] == _PARAMETERS:
-        for k, q in enumerate(params):
-            q.data = np.full(q.shape, k + 1.0, dtype=np.float32)  # a marker per parameter
-        found = [to_array(tg, q, "an item of parameters()") for q in net.parameters()]
-        return [np.array([float(a.reshape(-1)[0]) if a.size else 0.0 for a in found])]
-    if p["variant"] == _MODES:
-        net.eval()
-        after_eval = np.array([bool(m.training) for m in modules], dtype=np.int8)
-        net.train()
-        return [after_eval, np.array([bool(m.training) for m in modules], dtype=np.int8)]
-    net.train()
-    for xb in arrays[:2]:  # moves the BatchNorm running statistics away from their defaults
-        net(tg.Tensor(xb))
-    state = net.state_dict()
-    keys = [str(k) for k in state.keys()]
-    copy, _, _ = _build_net(tg)
-    copy.load_state_dict(state)
-    loaded = copy.state_dict()
-    common = [k for k in keys if k in loaded]
-    flat = [
-        np.concatenate(
-            [np.zeros(0)] + [_state_array(tg, s[k], f"state_dict()[{k!r}]") for k in common]
-        )
-        for s in (state, loaded)
-    ]
-    net.eval()
-    copy.eval()
-    outs = [to_array(tg, m(tg.Tensor(arrays[2])), "the model") for m in (net, copy)]
-    names = np.frombuffer("\n".join(keys).encode("utf-8", "replace"), dtype=np.uint8).copy()
-    return [names, *outs, *flat]
-
-
 def _module_ref(p: Params, arrays: Arrays) -> Outputs:
-    if p["variant"] == _PARAMETERS:
+    if p["variant"] == PARAMETERS:
         return [np.arange(1.0, len(NET_PARAMETERS) + 1)]
-    if p["variant"] == _MODES:
+    if p["variant"] == MODES:
         return [np.zeros(len(NET_MODULES)), np.ones(len(NET_MODULES))]
     return [None] * 5  # judged by consistency: the copy against the original
 
@@ -186,7 +93,7 @@ def _names(items: Any, limit: int = 6) -> str:
 
 
 def _module_judge(p: Params, arrays: Arrays, got: Outputs, expected: Outputs) -> Verdict:
-    if p["variant"] == _PARAMETERS:
+    if p["variant"] == PARAMETERS:
         found = [int(m) if float(m).is_integer() else 0 for m in np.asarray(got[0]).ravel()]
         # Each parameter exactly once. The order is not judged: the starter asks for
         # registration order, PyTorch lists each module's own parameters before its children's.
@@ -213,7 +120,7 @@ def _module_judge(p: Params, arrays: Arrays, got: Outputs, expected: Outputs) ->
             f"{len(found)} parameters, expected {len(NET_PARAMETERS)}: " + "; ".join(problems),
             "module_structure",
         )
-    if p["variant"] == _MODES:
+    if p["variant"] == MODES:
         for flags, want, call in ((got[0], 0, "eval()"), (got[1], 1, "train()")):
             flags = np.asarray(flags).ravel()
             wrong = [n for n, f in zip(NET_MODULES, flags) if int(f) != want]
@@ -273,5 +180,5 @@ def _module_judge(p: Params, arrays: Arrays, got: Outputs, expected: Outputs) ->
 
 
 MODULE_PROBE = ModuleProbe(
-    "module", "Module", _MODULE, _module_case, _module_run, _module_ref, judge=_module_judge
+    "module", "Module", _MODULE, _module_case, _module_ref, judge=_module_judge
 )

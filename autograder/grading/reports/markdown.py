@@ -13,7 +13,6 @@ from autograder.grading.reports._common import (
     MAX_CASES_LISTED,
     MAX_ERROR_CHARS,
     MAX_NOTE_CHARS,
-    MAX_OUTPUT_CHARS,
     bug_class_text,
     bug_class_title,
     cases_text,
@@ -64,11 +63,9 @@ def md_code(text: str, indent: str = "") -> str:
 
 
 def check_feedback_md(check: CheckResult) -> str:
-    """One check's feedback: its own output, why it could not run, the likely bugs in plain
-    words and the first failed cases (the rest counted)."""
+    """One check's feedback, written from its facts: why it could not run, the likely bugs in
+    plain words and the first failed cases (the rest counted)."""
     parts: list[str] = []
-    if check.output.strip():
-        parts.append(safe(check.output, MAX_OUTPUT_CHARS).strip())
     if check.error:
         parts.append("**Could not run:**\n\n" + md_code(safe(check.error, MAX_ERROR_CHARS)))
     if check.bug_classes:

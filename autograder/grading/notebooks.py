@@ -1,0 +1,162 @@
+"""The judge half of the notebook checks: a function from a graded notebook cell, called with
+the same inputs in the worker (the student's cell) and here (the instructor's), and compared.
+
+The cases are drawn here; the worker half (:mod:`autograder.worker.notebooks`) runs the
+student's graded cell and calls the function; this process executes the instructor's solution
+cell from the source notebook in ``assignments/`` (trusted) through the same call
+(:data:`~autograder.worker.notebooks.CALLS`), so both sides are asked the same question. The
+nbgrader test cells (with their hidden asserts) stay with the instructor: they are never sent
+to the sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autograder.worker.notebooks import CALLS, EXPRESSIONS, Namespace, load_namespace
+
+from .cases import Request, run_cases
+from .diagnose import Verdict, compare_values
+from .results import CaseOutcome
+
+__all__ = ["NOTEBOOK_PROBES", "run_notebook_check"]
+
+Case = tuple[str, dict[str, Any], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class NotebookProbe:
+    """How to exercise one graded notebook function: its cases and how close is right."""
+
+    cases: Callable[[np.random.Generator], list[Case]]
+    atol: float = 1e-9
+    rtol: float = 1e-7
+
+
+def _numerical_derivative_cases(rng: np.random.Generator) -> list[Case]:
+    cases: list[Case] = []
+    for name in ("cube", "sin", "exp", "softplus"):
+        cases.append(
+            (f"{name} at a scalar", {"f": name, "scalar": True}, [np.array(rng.uniform(-1.5, 1.5))])
+        )
+    cases.append(("exp on an array", {"f": "exp"}, [rng.uniform(-2, 2, 7)]))
+    cases.append(("tanh on a matrix", {"f": "tanh"}, [rng.standard_normal((2, 3))]))
+    cases.append(
+        (
+            "coarse eps (central, not forward, differences)",
+            {"f": "exp", "eps": 1e-2, "scalar": True},
+            [np.array(rng.uniform(0.5, 1.5))],
+        )
+    )
+    return cases
+
+
+def _derivative_cases(rng: np.random.Generator) -> list[Case]:
+    cases: list[Case] = [("Dual arithmetic", {"dual": True}, [rng.uniform(0.5, 3.0, 4)])]
+    for name in EXPRESSIONS:
+        cases.append((f"derivative of {name}", {"expr": name}, [np.array(rng.uniform(0.5, 3.0))]))
+    return cases
+
+
+def _accuracy_cases(rng: np.random.Generator) -> list[Case]:
+    cases: list[Case] = []
+    for n, c in ((4, 3), (100, 10), (1, 5)):
+        logits = rng.standard_normal((n, c))
+        labels = rng.integers(0, c, n)
+        labels[: n // 2] = logits[: n // 2].argmax(axis=1)  # a mix of right and wrong rows
+        cases.append((f"{n} rows, {c} classes", {}, [logits, labels]))
+    return cases
+
+
+def _im2col_shape_cases(rng: np.random.Generator) -> list[Case]:
+    cases: list[Case] = []
+    for _ in range(5):
+        n, c = int(rng.integers(1, 9)), int(rng.integers(1, 5))
+        h, w = int(rng.integers(3, 33)), int(rng.integers(3, 33))
+        k, s, p = int(rng.integers(1, 6)), int(rng.integers(1, 4)), int(rng.integers(0, 3))
+        cases.append(
+            (
+                f"({n}, {c}, {h}, {w}), k={k}, stride={s}, padding={p}",
+                {"shape": [n, c, h, w], "k": k, "stride": s, "padding": p},
+                [],
+            )
+        )
+    cases.append(
+        (
+            "a filter larger than the padded input",
+            {"shape": [1, 1, 2, 2], "k": 5, "stride": 1, "padding": 0},
+            [],
+        )
+    )
+    return cases
+
+
+NOTEBOOK_PROBES: dict[str, NotebookProbe] = {
+    "numerical_derivative": NotebookProbe(_numerical_derivative_cases, 1e-9, 1e-6),
+    "derivative": NotebookProbe(_derivative_cases, 1e-10, 1e-9),
+    "accuracy": NotebookProbe(_accuracy_cases, 1e-12, 1e-12),
+    "im2col_shape": NotebookProbe(_im2col_shape_cases, 0, 0),
+}
+
+
+def run_notebook_check(
+    request: Request,
+    source_notebook: Path,
+    notebook: str,
+    grade_id: str,
+    function: str,
+    rng: np.random.Generator,
+) -> list[CaseOutcome]:
+    """Every case of one notebook check; ``source_notebook`` is the instructor's."""
+    if function not in NOTEBOOK_PROBES:
+        raise KeyError(
+            f"no notebook probe for function {function!r}; known: {', '.join(NOTEBOOK_PROBES)}"
+        )
+    probe = NOTEBOOK_PROBES[function]
+    reference = load_namespace(source_notebook, grade_id)
+    header = {"type": "notebook", "notebook": notebook, "grade_id": grade_id, "function": function}
+    plan = [
+        (label, partial(_run_case, probe, reference, header, label, params, arrays))
+        for label, params, arrays in probe.cases(rng)
+    ]
+    return run_cases(request, function, plan)
+
+
+def _run_case(
+    probe: NotebookProbe,
+    reference: Namespace,
+    header: dict[str, Any],
+    label: str,
+    params: dict[str, Any],
+    arrays: list[np.ndarray],
+    request: Request,
+) -> tuple[Verdict, str]:
+    call = CALLS[header["function"]]
+    expected = call(reference, params, [a.copy() for a in arrays])
+    _, got = request({**header, "params": params}, arrays)
+    return _judge(got, expected, probe), label
+
+
+def _judge(got: list[np.ndarray], expected: list[np.ndarray], probe: NotebookProbe) -> Verdict:
+    if len(got) != len(expected):
+        return Verdict(False, "the worker's reply was incomplete", "crash")
+    for g, e in zip(got, expected):
+        if e.dtype.kind == "i":
+            if g.shape != e.shape or not np.array_equal(g, e):
+                raised = bool(np.array_equal(e, [-1, -1]))
+                return Verdict(
+                    False,
+                    f"returned {g.tolist()}, expected {'a ValueError' if raised else e.tolist()}",
+                    "wrong_forward",
+                )
+            continue
+        verdict = compare_values("result", g, e, atol=probe.atol, rtol=probe.rtol)
+        if not verdict.ok:
+            return verdict
+    return Verdict(True)

@@ -1,0 +1,38 @@
+"""Where the kit's own files are: the one place that knows the repository's layout.
+
+The grader is installed either editable from the kit's checkout (instructors) or from a wheel
+(students and CI, in a release). :data:`KIT_ROOT` is the checkout holding this package;
+:func:`find_kit_root` finds a checkout from the current directory, as ``kit`` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autograder import KitError
+
+__all__ = ["BUNDLED_MNIST", "KIT_ROOT", "RootNotFoundError", "find_kit_root", "is_kit_root"]
+
+KIT_ROOT = Path(__file__).resolve().parents[1]  # the checkout this package lives in
+BUNDLED_MNIST = KIT_ROOT / "data" / "mnist-sample"
+
+
+class RootNotFoundError(KitError):
+    """No kit checkout (a directory with pyproject.toml and solution/) was found."""
+
+
+def is_kit_root(path: Path) -> bool:
+    """Whether ``path`` looks like the kit's checkout."""
+    return (path / "pyproject.toml").is_file() and (path / "solution").is_dir()
+
+
+def find_kit_root(start: Path | None = None) -> Path:
+    """The nearest directory, ``start`` (default: the CWD) or a parent, that is a checkout."""
+    start = (start or Path.cwd()).resolve()
+    for candidate in (start, *start.parents):
+        if is_kit_root(candidate):
+            return candidate
+    raise RootNotFoundError(
+        f"no repository root (a directory with pyproject.toml and solution/) at or above {start}; "
+        "run from inside the repository or pass --root"
+    )

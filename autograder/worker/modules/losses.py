@@ -1,0 +1,38 @@
+"""The worker half of the probes of cross_entropy and mse_loss.
+
+Each ``run_*`` function runs one case on the student's ``tapegrad`` (``tg``) through its public
+API and returns plain arrays; the judge half is :mod:`autograder.grading.modules.losses`.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ..tensors import forward_backward
+
+Params = dict[str, Any]
+Arrays = list[np.ndarray]
+Outputs = list[Any]  # np.ndarray, or None where a gradient is missing
+
+
+def run_cross_entropy(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
+    za, labels, g = arrays
+
+    def loss(z: Any) -> Any:
+        return tg.nn.functional.cross_entropy(
+            z, tg.Tensor(labels) if p["tensor_labels"] else labels
+        )
+
+    return list(forward_backward(tg, loss, za, g, "cross_entropy", "the logits' grad"))
+
+
+def run_mse(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
+    xa, target, g = arrays
+
+    def loss(x: Any) -> Any:
+        return tg.nn.functional.mse_loss(x, tg.Tensor(target))
+
+    return list(forward_backward(tg, loss, xa, g, "mse_loss"))
