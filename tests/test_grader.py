@@ -5,6 +5,7 @@ reproducible per submission and secret, and --public runs only the public checks
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,33 @@ def test_regrade_reproduces_exactly_and_public_runs_public_checks(reference_hw1:
     assert {c.id for c in public.checks} == {c.id for c in a.public_checks}
     assert public.seed_derivation == f"public:{a.public_seed}"
     assert all(c.visibility == "visible" for c in public.checks)
+
+
+def test_suite_hash_covers_every_file_of_the_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Editing any file that defines the checks, however deep (a module probe's judge, a
+    worker runner, the config code), changes the recorded suite hash; the instructor's tools
+    and the reports do not define checks."""
+    from autograder.grading import pipeline
+
+    copy = tmp_path / "autograder"
+    shutil.copytree(pipeline.GRADER_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(pipeline, "GRADER_DIR", copy)
+    hw1 = load_assignment("hw1", KIT_ROOT)
+    before = pipeline.suite_hash(hw1)
+    assert pipeline.suite_hash(hw1) == before  # deterministic
+    for rel in (
+        "grading/modules/layers.py",
+        "worker/modules/optim.py",
+        "worker/opspecs.py",
+        "config.py",
+    ):
+        path = copy / rel
+        original = path.read_text()
+        path.write_text(original + "\n# edited\n")
+        assert pipeline.suite_hash(hw1) != before, rel
+        path.write_text(original)
+    assert pipeline.suite_hash(hw1) == before
+    (copy / "authoring" / "starter.py").write_text("# not a check\n")
+    assert pipeline.suite_hash(hw1) == before

@@ -15,14 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from autograder.authoring.leaks import find_leaks, leak_patterns
 from autograder.authoring.reference import build_reference
-from autograder.authoring.release import (
-    TEMPLATES,
-    ReleaseError,
-    build_release,
-    find_leaks,
-    leak_patterns,
-)
+from autograder.authoring.release import TEMPLATES, ReleaseError, build_release
 from autograder.authoring.starter import check_starter
 from autograder.config import assignment_ids, load_assignment
 from autograder.kit import main

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .numeric import allclose
+
 __all__ = ["BUG_CLASSES", "Verdict", "compare_values", "classify_gradient", "hint"]
 
 # bug class -> what to tell the student (the likely cause and what to look at)
@@ -90,10 +92,6 @@ class Verdict:
     bug_class: str | None = None
 
 
-def _allclose(got: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> bool:
-    return bool(np.all(np.abs(got - expected) <= atol + rtol * np.abs(expected)))
-
-
 def _worst(got: np.ndarray, expected: np.ndarray) -> str:
     """Where the largest error is, and the two values there (a summary, not a dump)."""
     err = np.abs(got - expected)
@@ -122,7 +120,7 @@ def compare_values(
     if not np.all(np.isfinite(got64)) and np.all(np.isfinite(expected)):
         cls = "unstable_softmax" if softmax_family else "nan_inf"
         return Verdict(False, f"{what}: contains NaN or inf where the exact value is finite", cls)
-    if not _allclose(got64, expected, atol, rtol):
+    if not allclose(got64, expected, atol, rtol):
         return Verdict(False, f"{what}: {_worst(got64, expected)}", "wrong_forward")
     return Verdict(True)
 
@@ -133,7 +131,7 @@ def _scale(got: np.ndarray, expected: np.ndarray) -> float | None:
     if denom == 0 or expected.size < 2:
         return None
     k = float(np.sum(got * expected)) / denom
-    if _allclose(got, k * expected, 1e-6, 1e-4):
+    if allclose(got, k * expected, 1e-6, 1e-4):
         return k
     return None
 
@@ -185,14 +183,14 @@ def classify_gradient(
     if not np.all(np.isfinite(got64)):
         cls = "unstable_softmax" if softmax_family else "nan_inf"
         return Verdict(False, f"{what}: the gradient contains NaN or inf", cls)
-    if _allclose(got64, expected, atol, rtol):
+    if allclose(got64, expected, atol, rtol):
         return Verdict(True)
     summary = f"{what}: {_worst(got64, expected)}"
     if got64.ndim >= 2 and got64.shape[-1] == got64.shape[-2]:
-        if _allclose(np.swapaxes(got64, -1, -2), expected, atol, rtol):
+        if allclose(np.swapaxes(got64, -1, -2), expected, atol, rtol):
             return Verdict(False, summary, "transposed_gradient")
-    if expected_with_ones is not None and not _allclose(expected_with_ones, expected, atol, rtol):
-        if _allclose(got64, expected_with_ones, atol, rtol):
+    if expected_with_ones is not None and not allclose(expected_with_ones, expected, atol, rtol):
+        if allclose(got64, expected_with_ones, atol, rtol):
             return Verdict(False, summary, "ignored_upstream")
     k = _scale(got64, expected)
     if k is not None and abs(k + 1) < 1e-3:

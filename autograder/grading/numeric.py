@@ -1,6 +1,11 @@
-"""Finite differences on plain float64 NumPy functions: the trusted side of every gradient
-check. The grader applies them to the reference forward of an op spec (and to the student's
-own forward, evaluated in the worker); the kit's tests apply them to the same references.
+"""Finite differences on plain float64 NumPy functions, and the one tolerance formula: the
+trusted side of every comparison.
+
+The grader applies the differences to the reference forward of an op spec (and to the
+student's own forward, evaluated in the worker); the kit's tests apply them to the same
+references. Every "is it close enough" of the grader is :func:`close` (``|got - expected| <=
+atol + rtol * |expected|``, NaN never close), with :func:`tolerance` choosing atol and rtol
+for a result of a given dtype and scale.
 """
 
 from __future__ import annotations
@@ -9,7 +14,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["EPS", "directional_derivative", "gradient_of_projection", "close"]
+__all__ = [
+    "EPS",
+    "allclose",
+    "close",
+    "directional_derivative",
+    "gradient_of_projection",
+    "tolerance",
+]
 
 EPS = 1e-6
 Forward = Callable[..., np.ndarray]
@@ -43,9 +55,27 @@ def gradient_of_projection(
 
 
 def close(
-    got: np.ndarray, expected: np.ndarray, atol: float = 1e-5, rtol: float = 1e-4
+    got: np.ndarray, expected: np.ndarray | float, atol: float = 1e-5, rtol: float = 1e-4
 ) -> np.ndarray:
     """Elementwise |got - expected| <= atol + rtol * |expected|, with NaN never close."""
     got = np.asarray(got, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     return np.abs(got - expected) <= atol + rtol * np.abs(expected)
+
+
+def allclose(
+    got: np.ndarray, expected: np.ndarray | float, atol: float = 1e-5, rtol: float = 1e-4
+) -> bool:
+    """Every element :func:`close`."""
+    return bool(np.all(close(got, expected, atol, rtol)))
+
+
+def tolerance(got: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
+    """(atol, rtol) for a result: float32 results get float32 tolerances; the absolute one
+    scales with the largest finite expected magnitude."""
+    expected = np.asarray(expected, dtype=np.float64)
+    finite = np.abs(expected[np.isfinite(expected)])
+    scale = max(1.0, float(finite.max())) if finite.size else 1.0
+    if got.dtype.kind == "f" and got.dtype.itemsize <= 4:
+        return 1e-4 * scale, 1e-3
+    return 1e-6 * scale, 1e-5

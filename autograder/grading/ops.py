@@ -24,7 +24,7 @@ from autograder.worker.opspecs import Case, OpSpec, make_inputs, spec
 
 from .cases import CaseRun, Request, RequestFailed, run_cases, take
 from .diagnose import Verdict, classify_gradient, compare_values
-from .numeric import directional_derivative, gradient_of_projection
+from .numeric import allclose, directional_derivative, gradient_of_projection
 from .results import CaseOutcome
 
 __all__ = ["run_op_check"]
@@ -125,7 +125,7 @@ def _judge_op(
             return verdict
     for i, (g1, g2) in enumerate(zip(grads, grads2) if vjp else ()):
         if g1 is not None and (
-            g2 is None or g2.shape != g1.shape or not np.allclose(g1, g2, rtol=1e-9, atol=1e-12)
+            g2 is None or g2.shape != g1.shape or not allclose(g1, g2, atol=1e-12, rtol=1e-9)
         ):
             return Verdict(
                 False,

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..diagnose import Verdict, classify_gradient, compare_values
+from ..numeric import allclose, tolerance
 
 Params = dict[str, Any]
 Arrays = list[np.ndarray]
@@ -67,16 +68,6 @@ class ModuleProbe:
 
 
 # ---- comparing outputs ----------------------------------------------------------------------
-
-
-def tolerance(got: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
-    """(atol, rtol) for an output: float32 results get float32 tolerances; the absolute one
-    scales with the largest expected magnitude."""
-    finite = np.abs(expected[np.isfinite(expected)])
-    scale = max(1.0, float(finite.max())) if finite.size else 1.0
-    if got.dtype.kind == "f" and got.dtype.itemsize <= 4:
-        return 1e-4 * scale, 1e-3
-    return 1e-6 * scale, 1e-5
 
 
 def compare_output(
@@ -152,9 +143,7 @@ def _matches(got: Outputs, alt: Outputs) -> bool:
         a = np.asarray(a, dtype=np.float64)
         if g.shape != a.shape:
             return False
-        atol, rtol = tolerance(g, a)
-        g64 = g.astype(np.float64)
-        if not np.all(np.abs(g64 - a) <= atol + rtol * np.abs(a)):
+        if not allclose(g, a, *tolerance(g, a)):
             return False
     return True
 

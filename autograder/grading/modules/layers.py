@@ -11,6 +11,7 @@ import numpy as np
 from autograder.worker.modules.layers import DROPOUT_EVAL, DROPOUT_TWICE, LINEAR_FRESH
 
 from ..diagnose import Verdict, compare_values
+from ..numeric import allclose, tolerance
 from .base import (
     Arrays,
     ModuleProbe,
@@ -19,7 +20,6 @@ from .base import (
     case_labels,
     compare_output,
     default_judge,
-    tolerance,
 )
 
 # ---- Linear -----------------------------------------------------------------------------------
@@ -175,10 +175,10 @@ def _mask_verdict(name: str, y: Any, x: np.ndarray, p: float) -> Verdict:
         )
     want = x[kept] / (1 - p)
     atol, rtol = tolerance(y, want)
-    if not np.all(np.abs(y64[kept] - want) <= atol + rtol * np.abs(want)):
+    if not allclose(y64[kept], want, atol, rtol):
         ratio = y64[kept] / x[kept]
         r = float(np.median(ratio))
-        if np.allclose(ratio, r, rtol=1e-3, atol=0):
+        if allclose(ratio, r, atol=0, rtol=1e-3):
             fix = f"expected 1/(1-p) = {1 / (1 - p):.4g}"
             why = "not scaled" if abs(r - 1) < 1e-3 else f"scaled by {r:.4g}"
             return Verdict(
@@ -228,7 +228,7 @@ def _dropout_judge(p: Params, arrays: Arrays, got: Outputs, expected: Outputs) -
             )
         return Verdict(True)
     g = got[1]
-    if g is not None and g.shape == x.shape and np.allclose(g, u, rtol=1e-5, atol=1e-6):
+    if g is not None and g.shape == x.shape and allclose(g, u, atol=1e-6, rtol=1e-5):
         return Verdict(
             False,
             "gradient of the input: it is the upstream gradient unchanged; it "

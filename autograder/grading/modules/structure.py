@@ -10,6 +10,7 @@ import numpy as np
 from autograder.worker.modules.structure import MODES, PARAMETERS, STATE
 
 from ..diagnose import Verdict, compare_values
+from ..numeric import allclose
 from .base import Arrays, ModuleProbe, Outputs, Params
 
 # ---- Module: parameters(), train()/eval(), state_dict() -----------------------------------------
@@ -153,7 +154,7 @@ def _module_judge(p: Params, arrays: Arrays, got: Outputs, expected: Outputs) ->
         state_a is None
         or state_b is None
         or state_a.shape != state_b.shape
-        or not np.allclose(state_a, state_b, rtol=1e-6, atol=1e-7)
+        or not allclose(state_a, state_b, atol=1e-7, rtol=1e-6)
     ):
         return Verdict(
             False,
