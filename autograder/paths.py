@@ -1,8 +1,9 @@
 """Where the kit's own files are: the one place that knows the repository's layout.
 
 The grader is installed either editable from the kit's checkout (instructors) or from a wheel
-(students and CI, in a release). :data:`KIT_ROOT` is the checkout holding this package;
-:func:`find_kit_root` finds a checkout from the current directory, as ``kit`` does.
+(students and CI, in a release). :data:`PACKAGE` is this package's folder, :data:`KIT_ROOT`
+the checkout holding it; :func:`find_kit_root` finds a checkout from the current directory,
+as ``kit`` does.
 """
 
 from __future__ import annotations
@@ -11,9 +12,17 @@ from pathlib import Path
 
 from autograder import KitError
 
-__all__ = ["BUNDLED_MNIST", "KIT_ROOT", "RootNotFoundError", "find_kit_root", "is_kit_root"]
+__all__ = [
+    "BUNDLED_MNIST",
+    "KIT_ROOT",
+    "PACKAGE",
+    "RootNotFoundError",
+    "find_kit_root",
+    "is_kit_root",
+]
 
-KIT_ROOT = Path(__file__).resolve().parents[1]  # the checkout this package lives in
+PACKAGE = Path(__file__).resolve().parent  # autograder/
+KIT_ROOT = PACKAGE.parent  # the checkout this package lives in
 BUNDLED_MNIST = KIT_ROOT / "data" / "mnist-sample"
 
 

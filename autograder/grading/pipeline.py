@@ -27,7 +27,7 @@ import numpy as np
 
 from autograder import __version__
 from autograder.config import Assignment, CheckConfig, load_assignment
-from autograder.paths import KIT_ROOT
+from autograder.paths import KIT_ROOT, PACKAGE
 
 from .cases import Request
 from .channel import Limits, WorkerCrashed, WorkerError
@@ -42,7 +42,7 @@ from .training import load_dataset, run_train_check
 
 __all__ = ["GradeOptions", "grade_submission", "op_check_outcomes", "suite_hash"]
 
-GRADER_DIR = Path(__file__).resolve().parents[1]  # autograder/: every file of it defines checks
+GRADER_DIR = PACKAGE  # the files that define the checks are under it
 
 
 @dataclass

@@ -28,11 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from autograder.paths import PACKAGE
+
 from .channel import Limits, Worker, become_subreaper
 
 __all__ = ["LEVELS", "Sandbox", "make_sandbox"]
 
-GRADER_PACKAGE = Path(__file__).resolve().parents[1]  # the autograder/ directory
 # What of the grader a worker may import: the package's __init__ and the worker zone.
 WORKER_FILES = ("__init__.py", "worker")
 
@@ -160,7 +161,7 @@ class Sandbox:
         # around it, which holds the reference solution.
         (workdir / "lib" / "autograder").mkdir()
         for name in WORKER_FILES:
-            (workdir / "lib" / "autograder" / name).symlink_to(GRADER_PACKAGE / name)
+            (workdir / "lib" / "autograder" / name).symlink_to(PACKAGE / name)
         now = time.monotonic()
         deadline = now + self.limits.total_timeout if deadline is None else deadline
         try:
