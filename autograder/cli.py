@@ -1,6 +1,6 @@
 """The ``grade`` command.
 
-    grade SUBMISSION --assignment ID [--out DIR] [--public] [--sandbox none]
+    grade SUBMISSION --assignment ID [--out DIR] [--public] [--sandbox bwrap|none]
                      [--device cpu|cuda] [--fail-under SCORE]
 
 Exit status: 0 when grading completed, whatever the score; 1 when ``--fail-under`` was given
@@ -42,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
         "--sandbox",
         choices=sorted(LEVELS),
         help=(
-            "isolation level (default: the strongest available). Only 'none', a "
-            "resource-limited subprocess, is built so far; bwrap and container are not yet"
+            "isolation level (default: the strongest that works here): bwrap (bubblewrap "
+            "namespaces), none (a resource-limited subprocess, for debugging)"
         ),
     )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")

@@ -21,7 +21,7 @@ from autograder.grading.channel import (
     WorkerProtocolError,
     WorkerTimeout,
 )
-from autograder.grading.sandbox import Sandbox, make_sandbox
+from autograder.grading.sandbox import LEVELS, BwrapSandbox, make_sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "submissions"
@@ -36,10 +36,37 @@ def _group_gone(pgid: int) -> bool:
     return False
 
 
+# Every test runs under each level that works here: the contract of a level is the same.
+LEVELS_HERE = ["none"] + (["bwrap"] if BwrapSandbox.available() else [])
+LEVEL: dict[str, object] = {"name": "none"}
+
+
+@pytest.fixture(autouse=True, params=LEVELS_HERE)
+def level(request: pytest.FixtureRequest) -> Iterator[str]:
+    LEVEL["name"] = request.param
+    yield request.param
+    LEVEL["name"] = "none"
+
+
 def start(submission: str | Path, **limits: object) -> Worker:
     path = submission if isinstance(submission, Path) else FIXTURES / submission
     fields = {**FAST.__dict__, **limits}
-    return Sandbox(Limits(**fields)).start(path)  # type: ignore[arg-type]
+    sandbox = LEVELS[str(LEVEL["name"])](Limits(**fields))  # type: ignore[arg-type]
+    LEVEL["sandbox"] = sandbox
+    return sandbox.start(path)
+
+
+def _processes_of(uid: int) -> list[str]:
+    """The pids of every process that runs as ``uid``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    found.append(entry.name)
+            except OSError:
+                pass
+    return found
 
 
 @pytest.fixture
@@ -74,12 +101,15 @@ def test_reference_says_hello_and_answers_ping(started: list[Worker]) -> None:
     assert w.alive
 
 
-def test_levels() -> None:
-    sandbox = make_sandbox(None, Limits())
-    assert sandbox.level == "none" and "resource limits only" in sandbox.notes[0]
-    assert make_sandbox("none", Limits()).level == "none"
-    with pytest.raises(ValueError, match="valid levels: none"):
+def test_levels(level: str) -> None:
+    strongest = "bwrap" if BwrapSandbox.available() else "none"
+    assert make_sandbox(None, Limits()).level == strongest
+    assert "resource limits only" in make_sandbox("none", Limits()).notes[0]
+    assert make_sandbox(level, Limits()).level == level
+    with pytest.raises(ValueError, match="valid levels: none, bwrap"):
         make_sandbox("chroot", Limits())
+    with pytest.raises(ValueError, match="'container' is not built yet"):
+        make_sandbox("container", Limits())
 
 
 # -- submissions that fail to import ------------------------------------------------------------
@@ -160,9 +190,9 @@ def test_flooded_output_is_drained_and_capped(started: list[Worker]) -> None:
     assert time.monotonic() - t < 15
 
 
-def test_fork_loop_leaves_no_process_behind() -> None:
+def test_fork_loop_leaves_no_process_behind(level: str) -> None:
     w = start("fork_loop")
-    if os.getuid() != 0:  # RLIMIT_NPROC stops the loop; root is exempt from it
+    if os.getuid() != 0 or level == "bwrap":  # RLIMIT_NPROC stops it; root is exempt from it
         assert w.hello["ok"] is False and "BlockingIOError" in w.hello["error"]
     pgid = w.pgid
     time.sleep(0.3)  # let the children print their pids
@@ -171,6 +201,12 @@ def test_fork_loop_leaves_no_process_behind() -> None:
     assert _group_gone(pgid)
     children = [int(p) for p in re.findall(r"child (\d+)", w.output)]  # kept after close
     assert children
+    if level == "bwrap":  # pids of its own namespace: look for its uid instead
+        sandbox = LEVEL["sandbox"]
+        assert isinstance(sandbox, BwrapSandbox)
+        if os.getuid() == 0:
+            assert not _processes_of(sandbox.uid)
+        return
     for pid in children:
         assert not Path(f"/proc/{pid}").exists(), f"child {pid} survived close()"
 
@@ -220,7 +256,7 @@ def test_handler_failures_become_error_replies(started: list[Worker]) -> None:
 
 
 def test_scrubbed_environment_and_limits(
-    monkeypatch: pytest.MonkeyPatch, started: list[Worker]
+    monkeypatch: pytest.MonkeyPatch, started: list[Worker], level: str
 ) -> None:
     monkeypatch.setenv("GRADER_SECRET", "do-not-leak")
     w = start("handlers", address_space=3 * 2**30, cpu_seconds=100, open_files=128)
@@ -230,12 +266,16 @@ def test_scrubbed_environment_and_limits(
     assert "GRADER_SECRET" not in env and "do-not-leak" not in str(env)
     assert env["HOME"] == info["cwd"] and env["OMP_NUM_THREADS"] == "1"
     assert not info["solution_importable"]  # only the autograder package is on the path
-    assert Path(info["tapegrad_file"]).parent == FIXTURES / "handlers" / "tapegrad"
+    inside = Path("/submission") if level == "bwrap" else FIXTURES / "handlers"
+    assert Path(info["tapegrad_file"]).parent == inside / "tapegrad"
     assert info["rlimits"]["as"] == [3 * 2**30] * 2
     assert info["rlimits"]["nofile"] == [128, 128] and info["rlimits"]["core"] == [0, 0]
-    workdir = Path(info["cwd"]).parent
+    workdir = w._workdir  # the worker's private folder on this side
+    assert workdir.exists()
     w.close()
     assert not workdir.exists()
+    if level == "bwrap":  # its private /tmp, its own view of the files
+        assert info["cwd"] == "/tmp" and not info["submission_writable"]
 
 
 FATAL = {
@@ -243,7 +283,11 @@ FATAL = {
     "test.exit": (WorkerCrashed, r"during request 'test\.exit', the worker exited with code 3"),
     "test.kill": (WorkerCrashed, r"was killed by SIGKILL: probably exceeded the memory limit"),
     "test.garbage": (WorkerProtocolError, r"garbage on the reply channel"),
-    "test.hangup": (WorkerProtocolError, r"closed its reply channel during request"),
+    # under bwrap, the wrapper keeps its copy of the pipe: a hang-up is seen as a timeout
+    "test.hangup": (
+        (WorkerProtocolError, WorkerTimeout),
+        r"closed its reply channel during request|no answer to request 'test\.hangup'",
+    ),
     "test.forge_no_ok": (WorkerProtocolError, r"the answer to request '.*' has no 'ok' flag"),
     "test.forge_bad_error": (WorkerProtocolError, r"the failed answer to .* has no valid error"),
     "test.burn": (WorkerCrashed, r"was killed by SIGXCPU: exceeded the CPU time limit of 1 s"),
@@ -254,7 +298,8 @@ FATAL = {
 def test_fatal_handler_behaviour_raises_a_worker_error(kind: str) -> None:
     error_type, message = FATAL[kind]
     cpu = 1 if kind == "test.burn" else 100  # start-up CPU time counts too
-    w = start("handlers", request_timeout=1.0 if kind == "test.loop" else 5.0, cpu_seconds=cpu)
+    quick = kind in ("test.loop", "test.hangup")
+    w = start("handlers", request_timeout=1.0 if quick else 5.0, cpu_seconds=cpu)
     t = time.monotonic()
     with pytest.raises(error_type, match=message):
         w.request({"type": kind})

@@ -83,6 +83,7 @@ class Limits:
     file_size: int | None = 64 * 2**20
     open_files: int | None = 256
     output_cap: int = 64 * 2**10  # bytes of stdout+stderr kept; the rest is read and dropped
+    tmp_size: int = 64 * 2**20  # bytes of the private /tmp of the levels that isolate files
     max_message_bytes: int = protocol.MAX_MESSAGE_BYTES
 
 
@@ -184,7 +185,18 @@ def _exited(proc: subprocess.Popen) -> bool:
 class Worker:
     """One running worker. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, proc: subprocess.Popen, workdir: Path, limits: Limits, deadline: float):
+    def __init__(
+        self,
+        proc: subprocess.Popen,
+        workdir: Path,
+        limits: Limits,
+        deadline: float,
+        *,
+        wrapped: bool = False,
+    ) -> None:
+        """``wrapped``: ``proc`` is a wrapper (bwrap) that exits with 128 + N when the worker
+        inside was killed by signal N."""
+        self.wrapped = wrapped
         self.proc = proc
         self.pid = self.pgid = proc.pid  # start_new_session: the worker leads its group
         self.limits = limits
@@ -454,6 +466,9 @@ class Worker:
             self._fail(WorkerProtocolError(f"the worker closed its reply channel during {what}"))
         self.proc.wait()  # reaped; its group id stays reserved while members remain
         self._drain_until(lambda: self._read_stderr() is None, time.monotonic() + 0.2)
-        message = f"during {what}, the worker {describe_exit(self.proc.returncode, self.limits)}"
+        code = self.proc.returncode
+        if self.wrapped and code > 128:
+            code = 128 - code  # the wrapper's 128 + N: killed by signal N
+        message = f"during {what}, the worker {describe_exit(code, self.limits)}"
         output = self._capture.last_lines()
         self._fail(WorkerCrashed(message + (f"\n--- last output ---\n{output}" if output else "")))

@@ -21,7 +21,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import secrets
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -75,6 +77,7 @@ class Sandbox:
     and nothing else. Stronger levels override :meth:`command` (and :attr:`notes`)."""
 
     level = "none"
+    wraps_worker = False  # the process started is a wrapper around the worker (bwrap)
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
@@ -174,14 +177,214 @@ class Sandbox:
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
-        worker = Worker(proc, workdir, self.limits, deadline)
+        worker = Worker(proc, workdir, self.limits, deadline, wrapped=self.wraps_worker)
         worker._read_hello(self.limits.start_timeout)
         return worker
 
 
-LEVELS: dict[str, type[Sandbox]] = {"none": Sandbox}
+class BwrapSandbox(Sandbox):
+    """The ``bwrap`` level: the worker in its own PID, IPC, UTS, network and mount namespaces
+    (bubblewrap), seeing a read-only view of exactly what it needs: the Python runtime and the
+    system libraries, NumPy, the worker zone and the submission's private copy, plus a private
+    size-capped ``/tmp``. Nothing of the grader's files, the kit, the assignments, the secret or
+    other submissions exists in there; the network is an empty loopback.
+
+    Who the worker is: run by root, bwrap sets up the namespaces and the worker drops to a fresh
+    unprivileged uid of its own (``setpriv``: no capabilities, no new privileges), so that
+    RLIMIT_NPROC, which never binds root, caps its processes. Run by another user, bwrap adds a
+    user namespace and the worker keeps that user's uid outside it. ``--die-with-parent`` and
+    the PID namespace make every process the submission started (detached or not) die with the
+    worker: killing bwrap ends the namespace.
+    """
+
+    level = "bwrap"
+    wraps_worker = True
+    SUBMISSION = "/submission"
+    GRADER = "/grader"  # holds autograder/{__init__.py,worker/} and site/ (NumPy)
+    _probe: tuple[bool, str] | None = None
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        super().__init__(limits)
+        self.uid = 1_000_000 + secrets.randbelow(1_000_000) if os.getuid() == 0 else os.getuid()
+
+    @classmethod
+    def available(cls) -> bool:
+        return cls.probe()[0]
+
+    @classmethod
+    def probe(cls) -> tuple[bool, str]:
+        """(works here, why not): bwrap is installed and starts a Python that imports NumPy in
+        the namespaces and mounts this level uses (tried once per process)."""
+        if cls._probe is None:
+            cls._probe = cls._try()
+        return cls._probe
+
+    @classmethod
+    def _try(cls) -> tuple[bool, str]:
+        if sys.platform != "linux" or shutil.which("bwrap") is None:
+            return False, "bubblewrap (bwrap) is not installed"
+        if os.getuid() == 0 and shutil.which("setpriv") is None:
+            return False, "setpriv (util-linux) is not installed"
+        sandbox = cls()
+        with tempfile.TemporaryDirectory(prefix="tapegrad-probe-") as tmp:
+            submission = Path(tmp) / "submission"
+            submission.mkdir(mode=0o755)
+            os.chmod(submission, 0o755)
+            command = [
+                *sandbox.bwrap_command(submission, "cpu"),
+                _python(), "-S", "-s", "-c", "import numpy",
+            ]  # fmt: skip
+            try:
+                done = subprocess.run(
+                    command, capture_output=True, timeout=30, env=sandbox.environment(Path(tmp))
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                return False, f"bwrap could not start: {exc}"
+        if done.returncode != 0:
+            why = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            return False, f"bwrap failed here: {why[-1] if why else done.returncode}"
+        return True, ""
+
+    @property
+    def notes(self) -> list[str]:
+        who = f"unprivileged uid {self.uid}" if os.getuid() == 0 else "a user namespace"
+        return [
+            "sandbox bwrap: own PID, IPC, UTS, network and mount namespaces (no network); a "
+            "read-only view of the Python runtime, NumPy, the grader's worker code and the "
+            f"submission; a private {self.limits.tmp_size // 2**20} MiB /tmp; as {who}, with "
+            "no capabilities"
+        ]
+
+    def rlimits(self, device: str = "cpu") -> dict[str, list[int]]:
+        out = super().rlimits(device)
+        if os.getuid() == 0 and self.limits.processes is not None:
+            out["nproc"] = [self.limits.processes] * 2  # a fresh uid: no task counts yet
+        return out
+
+    def bwrap_command(self, submission: Path, device: str) -> list[str]:
+        """bwrap and its options, up to the command it runs (``--`` included)."""
+        args = [
+            shutil.which("bwrap") or "bwrap",
+            "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+            "--unshare-cgroup-try", "--new-session", "--die-with-parent",
+            "--hostname", "sandbox",
+        ]  # fmt: skip
+        if os.getuid() != 0:
+            args.append("--unshare-user")
+        else:
+            # only what setpriv needs to become the worker's uid, which then drops them too
+            args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        args += _system_mounts()
+        runtime = Path(sys.base_prefix).resolve()
+        if not _under(runtime, "/usr"):
+            for parent in reversed(runtime.parents[:-1]):  # traversable, whatever they are here
+                args += ["--perms", "0755", "--dir", str(parent)]
+            args += ["--ro-bind", str(runtime), str(runtime)]
+        site = f"{self.GRADER}/site"
+        for made in (self.GRADER, f"{self.GRADER}/autograder", site):
+            args += ["--perms", "0755", "--dir", made]
+        for name in WORKER_FILES:
+            args += ["--ro-bind", str(PACKAGE / name), f"{self.GRADER}/autograder/{name}"]
+        for folder in _package_folders(device):
+            args += ["--ro-bind", str(folder), f"{site}/{folder.name}"]
+        args += ["--ro-bind", str(submission), self.SUBMISSION]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--size", str(self.limits.tmp_size), "--perms", "1777", "--tmpfs", "/tmp"]
+        args += ["--chdir", "/tmp", "--"]
+        if os.getuid() == 0:
+            args += [
+                shutil.which("setpriv") or "setpriv",
+                "--reuid", str(self.uid), "--regid", str(self.uid), "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+            ]  # fmt: skip
+        return args
+
+    def command(self, submission_dir: Path, *, workdir: Path, device: str = "cpu") -> list[str]:
+        return [
+            *self.bwrap_command(submission_dir, device),
+            _python(), "-S", "-s", "-m", "autograder.worker",
+            "--submission", self.SUBMISSION,
+            "--device", device,
+            "--rlimits", json.dumps(self.rlimits(device)),
+            "--max-message-bytes", str(self.limits.max_message_bytes),
+        ]  # fmt: skip
+
+    def environment(self, workdir: Path, device: str = "cpu") -> dict[str, str]:
+        env = super().environment(workdir, device)
+        env.update(
+            PATH="/usr/bin:/bin",
+            HOME="/tmp",
+            TMPDIR="/tmp",
+            PYTHONPATH=f"{self.GRADER}:{self.GRADER}/site",
+        )
+        return env
+
+    def start(
+        self,
+        submission_dir: str | os.PathLike[str],
+        *,
+        device: str = "cpu",
+        deadline: float | None = None,
+    ) -> Worker:
+        _readable(Path(submission_dir))
+        return super().start(submission_dir, device=device, deadline=deadline)
+
+
+def _python() -> str:
+    """The interpreter itself (a venv's ``bin/python`` is a link into it)."""
+    return str(Path(sys.executable).resolve())
+
+
+def _under(path: Path, root: str) -> bool:
+    return path == Path(root) or Path(root) in path.parents
+
+
+def _system_mounts() -> list[str]:
+    """/usr read-only, the top-level library and binary folders as they are here (links on a
+    merged-/usr system), and the dynamic loader's cache."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(name):
+            args += ["--symlink", os.readlink(name), name]
+        elif os.path.isdir(name):
+            args += ["--ro-bind", name, name]
+    if os.path.isfile("/etc/ld.so.cache"):
+        args += ["--perms", "0755", "--dir", "/etc"]
+        args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    return args
+
+
+def _package_folders(device: str) -> list[Path]:
+    """NumPy's package folder and its bundled libraries (and CuPy's site folder on cuda)."""
+    folders: list[Path] = []
+    for name in ["numpy"] + (["cupy"] if device == "cuda" else []):
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue
+        package = Path(spec.origin).resolve().parent
+        folders.append(package)
+        libs = package.with_name(f"{name}.libs")  # auditwheel's bundled shared libraries
+        if libs.is_dir():
+            folders.append(libs)
+    return folders
+
+
+def _readable(root: Path) -> None:
+    """Let the worker's unprivileged uid read the submission's private copy (its parent folder
+    stays private to the grader; inside the sandbox the copy is mounted read-only)."""
+    if os.getuid() != 0:
+        return
+    for path in [root, *root.rglob("*")]:
+        mode = path.lstat().st_mode
+        if stat.S_ISDIR(mode):
+            os.chmod(path, mode | 0o555)
+        elif stat.S_ISREG(mode):
+            os.chmod(path, mode | 0o444)
+
+
+LEVELS: dict[str, type[Sandbox]] = {"none": Sandbox, "bwrap": BwrapSandbox}
 _STRONGEST_FIRST = ["bwrap", "container", "none"]
-_NOT_BUILT = ("bwrap", "container", "docker")  # the design's other levels
+_NOT_BUILT = ("container", "docker")  # the design's other level
 
 
 def make_sandbox(level: str | None, limits: Limits | None = None) -> Sandbox:
@@ -192,12 +395,15 @@ def make_sandbox(level: str | None, limits: Limits | None = None) -> Sandbox:
                 return LEVELS[name](limits)
     if level in _NOT_BUILT and level not in LEVELS:
         raise ValueError(
-            f"sandbox level {level!r} is not built yet: the only level today is 'none' (a "
-            "resource-limited subprocess, named as such in every report)"
+            f"sandbox level {level!r} is not built yet: the levels today are {', '.join(LEVELS)}"
         )
     if level not in LEVELS:
         raise ValueError(f"unknown sandbox level {level!r}; valid levels: {', '.join(LEVELS)}")
     cls = LEVELS[level]
     if not cls.available():
-        raise ValueError(f"sandbox level {level!r} is not available on this machine")
+        why = cls.probe()[1] if issubclass(cls, BwrapSandbox) else ""
+        raise ValueError(
+            f"sandbox level {level!r} is not available on this machine"
+            + (f": {why}" if why else "")
+        )
     return cls(limits)

@@ -4,8 +4,10 @@ student's code (which can patch it), so the grader validates every answer; this 
 has to make honest mistakes easy to read.
 
     python -m autograder.worker --submission DIR [--device cpu] [--rlimits JSON]
+                                [--deny-sockets]
 
-The resource limits are set first, before anything of the submission is imported. Requests
+The resource limits (and, when asked, the seccomp filter that refuses sockets) are set first,
+before anything of the submission is imported. Requests
 arrive on stdin, replies leave on a private duplicate of the original stdout; fd 1 itself is
 pointed at stderr before the student's code is imported, so a stray ``print`` cannot corrupt
 the channel. The first message is a hello (did the import work?); after that, one reply per
@@ -29,6 +31,7 @@ import numpy as np
 
 from . import protocol
 from .handlers import HANDLERS
+from .seccomp import deny_sockets
 
 __all__ = ["apply_rlimits", "import_submission", "main", "serve"]
 
@@ -227,8 +230,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--rlimits", default="{}", help='JSON: {"as": [soft, hard], ...}')
     parser.add_argument("--max-message-bytes", type=int, default=protocol.MAX_MESSAGE_BYTES)
+    parser.add_argument(
+        "--deny-sockets", action="store_true", help="install the seccomp filter (seccomp.py)"
+    )
     args = parser.parse_args(argv)
     apply_rlimits(json.loads(args.rlimits))
+    if args.deny_sockets:  # fail closed: no worker without the filter it was asked for
+        try:
+            deny_sockets()
+        except OSError as e:
+            print(f"worker: the seccomp filter could not be installed: {e}", file=sys.stderr)
+            return 3
 
     # The reply channel is a private duplicate of fd 1; fd 1 becomes stderr, so prints from
     # the student (Python or C) land in the captured log instead of in the protocol.
