@@ -30,7 +30,7 @@ from autograder.grading.channel import Limits
 from autograder.grading.pipeline import GradeOptions, grade_submission
 from autograder.grading.reports import write_reports
 from autograder.grading.results import GradingResult
-from autograder.grading.sandbox import make_sandbox
+from autograder.grading.sandbox import LEVELS, make_sandbox
 from autograder.paths import BUNDLED_MNIST, KIT_ROOT
 
 SECRET = "s3cret-grader-key-0123456789abcdef"  # noqa: S105 (what must never leak)
@@ -41,7 +41,12 @@ LIMITS = Limits(
 PARALLEL = 3
 CHECKS = ("ops.add", "ops.mul", "notebook.numerical_derivative")
 CHECK_TIMEOUT = 3.0  # seconds per request (the assignment's own are far longer)
-WORKER_UIDS = range(1_000_000, 2_000_000)  # the bwrap level's per-worker uids, run as root
+WORKER_UIDS = range(1_000_000, 2_000_000)  # per-worker uids (bwrap and user levels, as root)
+# What must reach no output: the secrets, another student's work, the assignment file and the
+# solution (by a phrase each holds), the test labels (the start of the gzip file, as repr shows
+# the bytes an attack read).
+NEEDLES = (SECRET, FILE_SECRET, "OTHER_STUDENT_WORK", "public_seed", "BEGIN SOLUTION")
+LABELS_GZIP = "\\x1f\\x8b"
 
 HONEST_TENSOR = """
 import numpy as _np
@@ -411,13 +416,21 @@ class Listener:
     received: list[bytes]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def isolating_sandbox() -> None:
-    """The corpus runs only under a level that isolates: under ``none`` a fork bomb or a
-    kill-everything would hit this machine itself."""
-    level = make_sandbox(None).level
-    if level == "none":
+# The corpus runs under every level that isolates and works here; never under ``none``, where
+# a fork bomb or a kill-everything would hit this machine itself.
+ISOLATING = [name for name in ("bwrap", "user") if LEVELS[name].available()]
+
+# The user level (for containers that refuse namespaces) gives no view of the files of its
+# own: it relies on file permissions, and the grading image keeps these root-only. In this
+# checkout they are world-readable, so these attacks are not its to contain here.
+NEEDS_PRIVATE_FILES = {"read_test_labels", "read_assignments", "read_solution", "import_the_judges"}
+
+
+@pytest.fixture(scope="module", params=ISOLATING or [None])
+def level(request: pytest.FixtureRequest) -> str:
+    if request.param is None:
         pytest.skip("no isolating sandbox level works here (install bubblewrap): not run")
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -452,10 +465,10 @@ def listener() -> Iterator[Listener]:
 
 @pytest.fixture(scope="module")
 def graded(
-    tmp_path_factory: pytest.TempPathFactory, listener: Listener
+    tmp_path_factory: pytest.TempPathFactory, listener: Listener, level: str
 ) -> dict[str, tuple[GradingResult, Path, dict[str, str], float]]:
-    """Every attack graded (in parallel), with its reports written."""
-    root = tmp_path_factory.mktemp("adversarial")
+    """Every attack graded under ``level`` (in parallel), with its reports written."""
+    root = tmp_path_factory.mktemp(f"adversarial-{level}")
     secret_file = root / "grader-secret"
     secret_file.write_text(FILE_SECRET)
     other = root / "other-submission" / "tapegrad"
@@ -490,7 +503,7 @@ def graded(
             source = attack.source.format(**targets)
             (submission / "tapegrad" / "__init__.py").write_text(source)
         jobs[attack.id] = (submission, out, targets)
-    options = GradeOptions(limits=LIMITS)
+    options = GradeOptions(limits=LIMITS, sandbox=level)
     mp = pytest.MonkeyPatch()
     mp.setenv("GRADER_SECRET", SECRET)
     mp.setenv("GRADER_SECRET_FILE", str(secret_file))
@@ -520,7 +533,9 @@ def _text(result: GradingResult) -> str:
 
 
 def test_the_default_sandbox_is_the_strongest_here() -> None:
-    assert make_sandbox(None).level == "bwrap"
+    if not ISOLATING:
+        pytest.skip("no isolating sandbox level works here")
+    assert make_sandbox(None).level == ISOLATING[0]
 
 
 def test_the_corpus_is_large_enough() -> None:
@@ -532,8 +547,10 @@ def test_the_corpus_is_large_enough() -> None:
 def test_attack_is_contained(
     attack: Attack,
     graded: dict[str, tuple[GradingResult, Path, dict[str, str], float]],
-    listener: Listener,
+    level: str,
 ) -> None:
+    if level == "user" and attack.id in NEEDS_PRIVATE_FILES:
+        pytest.skip("the user level relies on file permissions, which the grading image sets")
     result, out, targets, seconds = graded[attack.id]
     # the grader finished within its limits and wrote a result that says what happened
     assert seconds < 60, seconds
@@ -551,7 +568,7 @@ def test_attack_is_contained(
     # no secret, no hidden data in any output
     for path in out.iterdir():
         text = path.read_text(errors="replace")
-        for needle in (SECRET, FILE_SECRET, "OTHER_STUDENT_WORK", "public_seed", "BEGIN SOLUTION"):
+        for needle in (*NEEDLES, LABELS_GZIP):
             assert needle not in text, (path.name, needle)
     assert "<script>" not in (out / "report.html").read_text()
 
@@ -568,7 +585,7 @@ def test_no_worker_process_survives(
 ) -> None:
     """Every process the submissions started (forks, threads, detached daemons) is gone."""
     if os.getuid() != 0:
-        pytest.skip("per-worker uids are the bwrap level's, run as root")
+        pytest.skip("per-worker uids are the isolating levels' when run as root")
     survivors = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -577,7 +594,13 @@ def test_no_worker_process_survives(
                     survivors.append(entry.name)
             except OSError:
                 pass
-    assert not survivors
+    described = {}
+    for pid in survivors:
+        try:
+            described[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:200]
+        except OSError:
+            pass
+    assert not described, described
 
 
 def test_the_grader_is_alive_and_its_files_are_intact() -> None:

@@ -21,7 +21,7 @@ from autograder.grading.channel import (
     WorkerProtocolError,
     WorkerTimeout,
 )
-from autograder.grading.sandbox import LEVELS, BwrapSandbox, make_sandbox
+from autograder.grading.sandbox import LEVELS, BwrapSandbox, UserSandbox, make_sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "submissions"
@@ -37,7 +37,7 @@ def _group_gone(pgid: int) -> bool:
 
 
 # Every test runs under each level that works here: the contract of a level is the same.
-LEVELS_HERE = ["none"] + (["bwrap"] if BwrapSandbox.available() else [])
+LEVELS_HERE = [name for name, cls in LEVELS.items() if cls.available()]
 LEVEL: dict[str, object] = {"name": "none"}
 
 
@@ -102,11 +102,10 @@ def test_reference_says_hello_and_answers_ping(started: list[Worker]) -> None:
 
 
 def test_levels(level: str) -> None:
-    strongest = "bwrap" if BwrapSandbox.available() else "none"
-    assert make_sandbox(None, Limits()).level == strongest
+    assert make_sandbox(None, Limits()).level == LEVELS_HERE[0]  # the strongest that works
     assert "resource limits only" in make_sandbox("none", Limits()).notes[0]
     assert make_sandbox(level, Limits()).level == level
-    with pytest.raises(ValueError, match="valid levels: none, bwrap"):
+    with pytest.raises(ValueError, match="valid levels: bwrap, user, none"):
         make_sandbox("chroot", Limits())
     with pytest.raises(ValueError, match="'container' is not built yet"):
         make_sandbox("container", Limits())
@@ -192,7 +191,7 @@ def test_flooded_output_is_drained_and_capped(started: list[Worker]) -> None:
 
 def test_fork_loop_leaves_no_process_behind(level: str) -> None:
     w = start("fork_loop")
-    if os.getuid() != 0 or level == "bwrap":  # RLIMIT_NPROC stops it; root is exempt from it
+    if os.getuid() != 0 or level != "none":  # RLIMIT_NPROC stops it; root is exempt from it
         assert w.hello["ok"] is False and "BlockingIOError" in w.hello["error"]
     pgid = w.pgid
     time.sleep(0.3)  # let the children print their pids
@@ -201,11 +200,10 @@ def test_fork_loop_leaves_no_process_behind(level: str) -> None:
     assert _group_gone(pgid)
     children = [int(p) for p in re.findall(r"child (\d+)", w.output)]  # kept after close
     assert children
-    if level == "bwrap":  # pids of its own namespace: look for its uid instead
-        sandbox = LEVEL["sandbox"]
-        assert isinstance(sandbox, BwrapSandbox)
-        if os.getuid() == 0:
-            assert not _processes_of(sandbox.uid)
+    sandbox = LEVEL["sandbox"]
+    if isinstance(sandbox, (BwrapSandbox, UserSandbox)) and os.getuid() == 0:
+        assert not _processes_of(sandbox.uid)  # nothing of its own uid is left
+    if level == "bwrap":  # pids of its own namespace: not ours to look up
         return
     for pid in children:
         assert not Path(f"/proc/{pid}").exists(), f"child {pid} survived close()"
@@ -266,8 +264,9 @@ def test_scrubbed_environment_and_limits(
     assert "GRADER_SECRET" not in env and "do-not-leak" not in str(env)
     assert env["HOME"] == info["cwd"] and env["OMP_NUM_THREADS"] == "1"
     assert not info["solution_importable"]  # only the autograder package is on the path
-    inside = Path("/submission") if level == "bwrap" else FIXTURES / "handlers"
-    assert Path(info["tapegrad_file"]).parent == inside / "tapegrad"
+    inside = {"bwrap": Path("/submission"), "user": w._workdir / "submission"}
+    expected = inside.get(level, FIXTURES / "handlers") / "tapegrad"
+    assert Path(info["tapegrad_file"]).parent == expected
     assert info["rlimits"]["as"] == [3 * 2**30] * 2
     assert info["rlimits"]["nofile"] == [128, 128] and info["rlimits"]["core"] == [0, 0]
     workdir = w._workdir  # the worker's private folder on this side
@@ -275,7 +274,9 @@ def test_scrubbed_environment_and_limits(
     w.close()
     assert not workdir.exists()
     if level == "bwrap":  # its private /tmp, its own view of the files
-        assert info["cwd"] == "/tmp" and not info["submission_writable"]
+        assert info["cwd"] == "/tmp"
+    if level != "none":  # another user than the grader's, or a read-only mount
+        assert not info["submission_writable"]
 
 
 FATAL = {

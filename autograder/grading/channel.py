@@ -193,10 +193,13 @@ class Worker:
         deadline: float,
         *,
         wrapped: bool = False,
+        reap: Callable[[], None] | None = None,
     ) -> None:
         """``wrapped``: ``proc`` is a wrapper (bwrap) that exits with 128 + N when the worker
-        inside was killed by signal N."""
+        inside was killed by signal N. ``reap``: what kills, after the process group, whatever
+        the worker left elsewhere (the sandbox level's own way)."""
         self.wrapped = wrapped
+        self._reap = reap
         self.proc = proc
         self.pid = self.pgid = proc.pid  # start_new_session: the worker leads its group
         self.limits = limits
@@ -291,6 +294,8 @@ class Worker:
                 pass
             self._drain_until(lambda: _exited(self.proc), time.monotonic() + 0.5)
         self._kill_group()
+        if self._reap is not None:
+            self._reap()
         self._drain_until(lambda: self._read_stderr() is None, time.monotonic() + 0.05)
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if f is not None:
