@@ -18,7 +18,8 @@ from pathlib import Path
 from . import KitError
 from .grading.pipeline import GradeOptions, grade_submission
 from .grading.reports import render_terminal, write_reports
-from .grading.sandbox import LEVELS
+from .grading.results import GradingResult
+from .grading.sandbox import LEVELS, make_sandbox
 
 __all__ = ["main"]
 
@@ -54,9 +55,27 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 1 when the total score (points) is below SCORE (for CI)",
     )
     p.add_argument(
+        "--require-isolation",
+        action="store_true",
+        help="refuse to run the submission when no level stronger than 'none' works here "
+        "(the grading image's entry point sets it: fail closed)",
+    )
+    p.add_argument(
         "--root", type=Path, help="the kit checkout holding assignments/ (default: this one)"
     )
     return p
+
+
+def _refuse(args: argparse.Namespace, message: str) -> int:
+    """Say why nothing was run, on stderr and, with --out, in the reports."""
+    print(f"grade: {message}", file=sys.stderr)
+    if args.out:
+        result = GradingResult(
+            assignment=args.assignment, submission_hash="", suite_hash="", seed_derivation="",
+            public=args.public, sandbox="refused", device=args.device, error=message,
+        )  # fmt: skip
+        write_reports(result, args.out)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,9 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.submission.exists():
         print(f"grade: submission {args.submission} does not exist", file=sys.stderr)
         return 2
-    options = GradeOptions(
-        public=args.public, sandbox=args.sandbox, device=args.device, root=args.root
-    )
+    try:
+        level = make_sandbox(args.sandbox).level
+    except ValueError as exc:
+        return _refuse(args, str(exc))
+    if args.require_isolation and level == "none":
+        return _refuse(
+            args,
+            "the sandbox level here would be 'none' ("
+            + ("asked for" if args.sandbox else "bwrap and user do not work here")
+            + "), and --require-isolation was given: nothing was run",
+        )
+    options = GradeOptions(public=args.public, sandbox=level, device=args.device, root=args.root)
     try:
         result = grade_submission(args.submission, args.assignment, options)
     except (KitError, ValueError, FileNotFoundError, KeyError) as exc:

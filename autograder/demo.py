@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from .authoring.bugs import BY_ID, DEMO_BUGS, apply_patches
+from .authoring.bugs import CATALOGUE_FILE, DEMO_BUGS, apply_patches, load_catalogue
 from .authoring.reference import build_reference
 from .authoring.starter import check_starter
 from .grading.pipeline import GradeOptions, grade_submission
@@ -31,7 +31,8 @@ def _section(title: str) -> None:
 
 def plant_bugs(reference: Path, buggy: Path) -> None:
     """Copy the reference submission to ``buggy`` with the catalogue's :data:`DEMO_BUGS` planted."""
-    apply_patches(reference, buggy, [p for bug in DEMO_BUGS for p in BY_ID[bug].patches])
+    bugs = {b.id: b for b in load_catalogue(KIT_ROOT / "assignments" / "hw1" / CATALOGUE_FILE)}
+    apply_patches(reference, buggy, [p for bug in DEMO_BUGS for p in bugs[bug].patches])
 
 
 def showcase(root: Path, out: Path) -> None:

@@ -28,6 +28,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "autograder.authoring.starter",
     "autograder.authoring.release",
     "autograder.authoring.reference",
+    "autograder.authoring.image",
 )
 
 EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE = 0, 1, 2

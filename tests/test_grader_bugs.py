@@ -1,4 +1,4 @@
-"""The catalogue of classic student bugs (``autograder.authoring.bugs.CATALOGUE``, each a small
+"""The catalogue of classic student bugs (``assignments/hw1/bugs.toml``, each a small
 textual patch of the reference submission), graded end to end (worker process, randomized
 checks, judged in this process): the check the bug belongs to must lose points, and the grader
 should name the right bug class.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.authoring.bugs import BY_ID, CATALOGUE, DEMO_BUGS, Bug, apply_patches
+from autograder.authoring.bugs import CATALOGUE_FILE, DEMO_BUGS, Bug, apply_patches, load_catalogue
 from autograder.config import Assignment, load_assignment
 from autograder.grading.diagnose import BUG_CLASSES
 from autograder.grading.pipeline import GradeOptions, grade_submission
@@ -30,6 +30,8 @@ from autograder.grading.reports.markdown import check_feedback_md
 from autograder.grading.results import CaseOutcome, GradingResult
 
 REPO = Path(__file__).resolve().parents[1]
+CATALOGUE = load_catalogue(REPO / "assignments" / "hw1" / CATALOGUE_FILE)
+BY_ID = {b.id: b for b in CATALOGUE}
 OPTIONS = GradeOptions(public=False, sandbox="none", secret=b"test-secret")
 PARALLEL = 4  # gradings at once (each is a worker subprocess; the parent just waits on pipes)
 

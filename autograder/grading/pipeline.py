@@ -112,7 +112,10 @@ def _run_module(
 def _run_train(
     request: Request, check: CheckConfig, a: Assignment, rng: np.random.Generator
 ) -> Outcome:
-    name, train, (test_x, test_y) = load_dataset()  # the test labels stay in this process
+    # the kit's own sample (beside the assignments graded), unless MNIST_DIR names other data;
+    # the test labels stay in this process
+    sample = a.directory.parents[1] / "data" / "mnist-sample"
+    name, train, (test_x, test_y) = load_dataset(default=sample)
     return run_train_check(request, check, name, train, test_x, test_y, check.timeout)
 
 

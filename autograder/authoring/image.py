@@ -1,0 +1,192 @@
+"""``kit image build`` and ``kit image gradescope``: the grading image, and Gradescope's zip.
+
+Both are made from one build context (:func:`build_context`)::
+
+    Dockerfile            docker/Dockerfile (or Dockerfile.gpu with --gpu)
+    run_autograder        docker/run_autograder: Gradescope's entry point
+    setup.sh              docker/setup.sh: Gradescope's set-up, for the zip
+    wheelhouse/           the kit's wheel and every dependency's, so the build needs no network
+    source/
+      ASSIGNMENT          the id run_autograder grades
+      assignments/ID/     assignment.toml and its source notebooks (the hidden checks)
+      data/mnist-sample/  the training data and the test labels
+      starter/tapegrad/   graded in place of a missing package (a lone notebook)
+      grader-secret       this machine's secret, so regrades reproduce the same cases
+
+and nothing of ``solution/``: the reference is not needed to grade, and the build checks it
+is not there. In the image, ``source/`` is readable by root only (the worker runs as another
+uid). ``kit image build`` runs ``docker build`` or ``podman build`` (whichever is installed,
+or ``--engine``) with ``--build-arg BASE_IMAGE=...`` (``$BASE_IMAGE`` by default);
+``--engine-arg`` and ``--build-option`` pass what a machine needs (a runtime, ulimits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from autograder import KitError
+from autograder.authoring.release import DATA_SAMPLE, copy_tree
+from autograder.config import load_assignment
+from autograder.secret import load_secret
+
+__all__ = ["ImageError", "build_context", "build_image", "write_gradescope_zip"]
+
+DOCKER = "docker"  # the folder of the repository holding the Dockerfiles and scripts
+
+
+class ImageError(KitError):
+    """The image or the zip could not be made."""
+
+
+def build_context(root: Path, assignment_id: str, dest: Path, *, gpu: bool = False) -> Path:
+    """Write the build context for ``assignment_id`` into ``dest`` (see the module docstring)."""
+    assignment = load_assignment(assignment_id, root)
+    docker = root / DOCKER
+    shutil.copy2(docker / ("Dockerfile.gpu" if gpu else "Dockerfile"), dest / "Dockerfile")
+    for name in ("run_autograder", "setup.sh"):
+        shutil.copy2(docker / name, dest / name)
+    source = dest / "source"
+    checks = source / "assignments" / assignment.id
+    checks.mkdir(parents=True)
+    for name in (assignment.path.name, *assignment.notebooks):  # not the bug catalogue
+        shutil.copy2(assignment.directory / name, checks / name)
+    copy_tree(root / DATA_SAMPLE, source / DATA_SAMPLE)
+    copy_tree(root / "starter" / "tapegrad", source / "starter" / "tapegrad")
+    (source / "ASSIGNMENT").write_text(assignment.id + "\n")
+    secret = source / "grader-secret"
+    secret.write_bytes(load_secret() + b"\n")
+    os.chmod(secret, 0o600)
+    _wheelhouse(root, dest / "wheelhouse", gpu)
+    leaked = [p for p in dest.rglob("*") if "solution" in p.relative_to(dest).parts]
+    if leaked:
+        raise ImageError(f"the build context holds solution files: {leaked[:3]}")
+    return dest
+
+
+def _wheelhouse(root: Path, wheelhouse: Path, gpu: bool) -> None:
+    """The kit's wheel and its dependencies' wheels (binary ones only for the latter)."""
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    target = f"{root}[gpu]" if gpu else str(root)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheelhouse), target],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ImageError(f"building the wheelhouse failed:\n{done.stderr[-3000:]}")
+
+
+def _engine(choice: str | None) -> str:
+    for name in [choice] if choice else ["docker", "podman"]:
+        if shutil.which(name) is not None and _engine_works(name):
+            return name
+    raise ImageError(
+        f"no container engine ({choice or 'docker or podman'}) is installed and working here"
+    )
+
+
+def _engine_works(name: str) -> bool:
+    """docker answers ``version`` only with an engine behind it; podman needs none."""
+    done = subprocess.run([name, "version"], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def build_image(
+    root: Path,
+    assignment_id: str,
+    tag: str,
+    *,
+    gpu: bool = False,
+    base: str | None = None,
+    engine: str | None = None,
+    engine_args: tuple[str, ...] = (),
+    build_options: tuple[str, ...] = (),
+) -> str:
+    """Build the grading image of ``assignment_id`` as ``tag``; return the engine used."""
+    command = _engine(engine)
+    with tempfile.TemporaryDirectory(prefix="tapegrad-image-") as tmp:
+        context = build_context(root, assignment_id, Path(tmp), gpu=gpu)
+        args = [command, *engine_args, "build", *build_options, "-t", tag]
+        base = base or os.environ.get("BASE_IMAGE")
+        if base:
+            args += ["--build-arg", f"BASE_IMAGE={base}"]
+        done = subprocess.run([*args, str(context)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ImageError(f"{command} build failed:\n{(done.stdout + done.stderr)[-4000:]}")
+    return command
+
+
+def write_gradescope_zip(root: Path, assignment_id: str, out: Path) -> Path:
+    """Gradescope's "upload autograder" zip: setup.sh, run_autograder, the wheelhouse and what
+    ``source/`` holds in the image, all at the top (Gradescope unpacks the zip into
+    ``/autograder/source``)."""
+    with tempfile.TemporaryDirectory(prefix="tapegrad-zip-") as tmp:
+        context = build_context(root, assignment_id, Path(tmp))
+        source = context / "source"
+        files = [context / "setup.sh", context / "run_autograder"]
+        files += sorted(p for p in (context / "wheelhouse").rglob("*") if p.is_file())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+            for path in files:
+                z.write(path, path.relative_to(context).as_posix())
+            for path in sorted(p for p in source.rglob("*") if p.is_file()):
+                z.write(path, path.relative_to(source).as_posix())
+    return out
+
+
+def register(
+    subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]
+) -> None:
+    """Add ``kit image build`` and ``kit image gradescope``."""
+    image = subparsers.add_parser(
+        "image", parents=parents, help="build the grading image, or Gradescope's autograder zip"
+    )
+    actions = image.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = actions.add_parser("build", parents=parents, help="build the grading image")
+    build.add_argument("assignment", metavar="ID", help="the assignment it grades, e.g. hw1")
+    build.add_argument("--tag", default=None, help="image tag (default: tapegrad-grader:ID)")
+    build.add_argument("--gpu", action="store_true", help="CUDA base and CuPy (Dockerfile.gpu)")
+    build.add_argument("--base", default=None, help="base image (default: $BASE_IMAGE)")
+    build.add_argument("--engine", choices=("docker", "podman"), default=None)
+    build.add_argument(
+        "--engine-arg", action="append", default=[], help="an option of the engine itself"
+    )
+    build.add_argument(
+        "--build-option", action="append", default=[], help="an option of its build command"
+    )
+    build.set_defaults(run=run_build)
+    zip_ = actions.add_parser("gradescope", parents=parents, help="write Gradescope's zip")
+    zip_.add_argument("assignment", metavar="ID")
+    zip_.add_argument("--out", type=Path, default=None, help="default: out/gradescope-ID.zip")
+    zip_.set_defaults(run=run_gradescope)
+
+
+def run_build(args: argparse.Namespace, root: Path) -> int:
+    tag = args.tag or f"tapegrad-grader:{args.assignment}"
+    engine = build_image(
+        root,
+        args.assignment,
+        tag,
+        gpu=args.gpu,
+        base=args.base,
+        engine=args.engine,
+        engine_args=tuple(args.engine_arg),
+        build_options=tuple(args.build_option),
+    )
+    print(f"image {tag} built with {engine} for {args.assignment}")
+    return 0
+
+
+def run_gradescope(args: argparse.Namespace, root: Path) -> int:
+    out = args.out or root / "out" / f"gradescope-{args.assignment}.zip"
+    write_gradescope_zip(root, args.assignment, out)
+    print(f"Gradescope autograder zip for {args.assignment}: {out}")
+    return 0
