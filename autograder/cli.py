@@ -1,6 +1,6 @@
 """The ``grade`` command.
 
-    grade SUBMISSION --assignment ID [--out DIR] [--public] [--sandbox bwrap|none]
+    grade SUBMISSION --assignment ID [--out DIR] [--public] [--sandbox bwrap|container|user|none]
                      [--device cpu|cuda] [--fail-under SCORE]
 
 Exit status: 0 when grading completed, whatever the score; 1 when ``--fail-under`` was given
@@ -19,7 +19,7 @@ from . import KitError
 from .grading.pipeline import GradeOptions, grade_submission
 from .grading.reports import render_terminal, write_reports
 from .grading.results import GradingResult
-from .grading.sandbox import LEVELS, make_sandbox
+from .grading.sandbox import ALIASES, LEVELS, make_sandbox
 
 __all__ = ["main"]
 
@@ -41,10 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sandbox",
-        choices=sorted(LEVELS),
+        choices=[*LEVELS, *ALIASES],
         help=(
             "isolation level (default: the strongest that works here): bwrap (bubblewrap "
-            "namespaces), none (a resource-limited subprocess, for debugging)"
+            "namespaces), container or docker (the grading image named by TAPEGRAD_IMAGE), "
+            "user (a separate uid and a seccomp filter, in containers), none (limits only, "
+            "for debugging)"
         ),
     )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")

@@ -2,7 +2,7 @@
 # Debian packages the test suite uses, installed when missing and when we can (root + apt-get).
 # Where that is impossible, say why and carry on: the tests that need them skip with a reason.
 set -u
-packages=(dataset-fashion-mnist bubblewrap)
+packages=(dataset-fashion-mnist bubblewrap podman runc debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
