@@ -68,23 +68,29 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _refuse(args: argparse.Namespace, message: str) -> int:
-    """Say why nothing was run, on stderr and, with --out, in the reports."""
+def refuse(
+    message: str, out: Path | None, assignment: str, *, public: bool = False, device: str = "cpu"
+) -> int:
+    """Say why nothing was graded, on stderr and, with ``out``, in the reports (so that CI and
+    Gradescope show the reason, not a missing file); the exit status 2."""
     print(f"grade: {message}", file=sys.stderr)
-    if args.out:
+    if out:
         result = GradingResult(
-            assignment=args.assignment, submission_hash="", suite_hash="", seed_derivation="",
-            public=args.public, sandbox="refused", device=args.device, error=message,
+            assignment=assignment, submission_hash="", suite_hash="", seed_derivation="",
+            public=public, sandbox="not started", device=device, error=message,
         )  # fmt: skip
-        write_reports(result, args.out)
+        write_reports(result, out)
     return 2
+
+
+def _refuse(args: argparse.Namespace, message: str) -> int:
+    return refuse(message, args.out, args.assignment, public=args.public, device=args.device)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.submission.exists():
-        print(f"grade: submission {args.submission} does not exist", file=sys.stderr)
-        return 2
+        return _refuse(args, f"submission {args.submission} does not exist")
     try:
         level = make_sandbox(args.sandbox).level
     except ValueError as exc:
@@ -100,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = grade_submission(args.submission, args.assignment, options)
     except (KitError, ValueError, FileNotFoundError, KeyError) as exc:
-        print(f"grade: {exc}", file=sys.stderr)
-        return 2
+        return _refuse(args, str(exc))
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     print(render_terminal(result, color))
     if args.out:

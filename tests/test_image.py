@@ -40,6 +40,8 @@ from autograder.grading.channel import Limits
 from autograder.grading.pipeline import GradeOptions, grade_submission
 from autograder.grading.sandbox import ContainerSandbox
 from autograder.paths import KIT_ROOT
+from autograder.run_autograder import choose_assignment
+from autograder.run_autograder import main as run_autograder_main
 from autograder.secret import load_secret
 
 BASE = "localhost/tapegrad-base:bookworm"
@@ -355,3 +357,54 @@ def test_the_container_level(image: Image, tmp_path: Path, monkeypatch: pytest.M
         capture_output=True, text=True,
     ).stdout.split()  # fmt: skip
     assert left == []
+
+
+# ---- which assignment run_autograder grades ------------------------------------------------------
+
+
+def _image_source(tmp_path: Path, ids: tuple[str, ...], fixed: str | None = None) -> Path:
+    source = tmp_path / "source"
+    for assignment_id in ids:
+        shutil.copytree(
+            KIT_ROOT / "assignments" / assignment_id, source / "assignments" / assignment_id
+        )
+    if fixed:
+        (source / "ASSIGNMENT").write_text(fixed + "\n")
+    return source
+
+
+def _metadata(tmp_path: Path, title: str) -> Path:
+    path = tmp_path / "submission_metadata.json"
+    path.write_text(json.dumps({"assignment": {"title": title, "id": 123}}))
+    return path
+
+
+def test_run_autograder_chooses_the_assignment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TAPEGRAD_ASSIGNMENT", raising=False)
+    every = _image_source(tmp_path / "every", ("hw1", "hw2", "hw3"))
+    assert choose_assignment(every, _metadata(tmp_path, "HW2: neural networks"))[0] == "hw2"
+    assert choose_assignment(every, _metadata(tmp_path, "Homework 2 (hw2)"))[0] == "hw2"
+    none, why = choose_assignment(every, _metadata(tmp_path, "Homework two"))
+    assert none is None and "put the id" in why
+    assert choose_assignment(every, tmp_path / "missing.json")[0] is None
+    fixed = _image_source(tmp_path / "fixed", ("hw1",), fixed="hw1")
+    assert choose_assignment(fixed, _metadata(tmp_path, "hw2"))[0] == "hw1"
+    alone = _image_source(tmp_path / "alone", ("hw3",))
+    assert choose_assignment(alone, tmp_path / "missing.json")[0] == "hw3"
+    monkeypatch.setenv("TAPEGRAD_ASSIGNMENT", "hw1")
+    assert choose_assignment(every, _metadata(tmp_path, "hw2"))[0] == "hw1"
+
+
+def test_run_autograder_says_why_when_it_cannot_choose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gradescope then shows the reason (a results.json), not "no results file"."""
+    monkeypatch.delenv("TAPEGRAD_ASSIGNMENT", raising=False)
+    _image_source(tmp_path, ("hw1", "hw2"))
+    (tmp_path / "submission").mkdir()
+    _metadata(tmp_path, "Homework")
+    assert run_autograder_main(tmp_path) == 2
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert results["score"] == 0 and "cannot tell which assignment" in results["output"]

@@ -7,7 +7,8 @@ Both are made from one build context (:func:`build_context`)::
     setup.sh              docker/setup.sh: Gradescope's set-up, for the zip
     wheelhouse/           the kit's wheel and every dependency's, so the build needs no network
     source/
-      ASSIGNMENT          the id run_autograder grades
+      ASSIGNMENT          the id run_autograder grades (without an ID: none, and all the
+                          assignments; autograder/run_autograder.py then picks one by title)
       assignments/ID/     assignment.toml and its source notebooks (the hidden checks)
       data/mnist-sample/  the training data and the test labels
       starter/tapegrad/   graded in place of a missing package (a lone notebook)
@@ -33,7 +34,7 @@ from pathlib import Path
 
 from autograder import KitError
 from autograder.authoring.release import DATA_SAMPLE, copy_tree
-from autograder.config import load_assignment
+from autograder.config import assignment_ids, load_assignment
 from autograder.secret import load_secret
 
 __all__ = ["ImageError", "build_context", "build_image", "write_gradescope_zip"]
@@ -45,21 +46,25 @@ class ImageError(KitError):
     """The image or the zip could not be made."""
 
 
-def build_context(root: Path, assignment_id: str, dest: Path, *, gpu: bool = False) -> Path:
-    """Write the build context for ``assignment_id`` into ``dest`` (see the module docstring)."""
-    assignment = load_assignment(assignment_id, root)
+def build_context(root: Path, assignment_id: str | None, dest: Path, *, gpu: bool = False) -> Path:
+    """Write the build context for ``assignment_id`` (None: every assignment of the kit, the
+    one to grade chosen at run time) into ``dest`` (see the module docstring)."""
+    ids = [assignment_id] if assignment_id else assignment_ids(root)
     docker = root / DOCKER
     shutil.copy2(docker / ("Dockerfile.gpu" if gpu else "Dockerfile"), dest / "Dockerfile")
     for name in ("run_autograder", "setup.sh"):
         shutil.copy2(docker / name, dest / name)
     source = dest / "source"
-    checks = source / "assignments" / assignment.id
-    checks.mkdir(parents=True)
-    for name in (assignment.path.name, *assignment.notebooks):  # not the bug catalogue
-        shutil.copy2(assignment.directory / name, checks / name)
+    for one in ids:
+        assignment = load_assignment(one, root)
+        checks = source / "assignments" / assignment.id
+        checks.mkdir(parents=True)
+        for name in (assignment.path.name, *assignment.notebooks):  # not the bug catalogue
+            shutil.copy2(assignment.directory / name, checks / name)
     copy_tree(root / DATA_SAMPLE, source / DATA_SAMPLE)
     copy_tree(root / "starter" / "tapegrad", source / "starter" / "tapegrad")
-    (source / "ASSIGNMENT").write_text(assignment.id + "\n")
+    if assignment_id:
+        (source / "ASSIGNMENT").write_text(assignment_id + "\n")
     secret = source / "grader-secret"
     secret.write_bytes(load_secret() + b"\n")
     os.chmod(secret, 0o600)
@@ -101,7 +106,7 @@ def _engine_works(name: str) -> bool:
 
 def build_image(
     root: Path,
-    assignment_id: str,
+    assignment_id: str | None,
     tag: str,
     *,
     gpu: bool = False,
@@ -124,7 +129,7 @@ def build_image(
     return command
 
 
-def write_gradescope_zip(root: Path, assignment_id: str, out: Path) -> Path:
+def write_gradescope_zip(root: Path, assignment_id: str | None, out: Path) -> Path:
     """Gradescope's "upload autograder" zip: setup.sh, run_autograder, the wheelhouse and what
     ``source/`` holds in the image, all at the top (Gradescope unpacks the zip into
     ``/autograder/source``)."""
@@ -151,8 +156,10 @@ def register(
     )
     actions = image.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = actions.add_parser("build", parents=parents, help="build the grading image")
-    build.add_argument("assignment", metavar="ID", help="the assignment it grades, e.g. hw1")
-    build.add_argument("--tag", default=None, help="image tag (default: tapegrad-grader:ID)")
+    build.add_argument(
+        "assignment", metavar="ID", nargs="?", help="the one assignment it grades (default: all)"
+    )
+    build.add_argument("--tag", default=None, help="default: tapegrad-grader:ID (or :latest)")
     build.add_argument("--gpu", action="store_true", help="CUDA base and CuPy (Dockerfile.gpu)")
     build.add_argument("--base", default=None, help="base image (default: $BASE_IMAGE)")
     build.add_argument("--engine", choices=("docker", "podman"), default=None)
@@ -164,13 +171,13 @@ def register(
     )
     build.set_defaults(run=run_build)
     zip_ = actions.add_parser("gradescope", parents=parents, help="write Gradescope's zip")
-    zip_.add_argument("assignment", metavar="ID")
+    zip_.add_argument("assignment", metavar="ID", nargs="?", help="default: all assignments")
     zip_.add_argument("--out", type=Path, default=None, help="default: out/gradescope-ID.zip")
     zip_.set_defaults(run=run_gradescope)
 
 
 def run_build(args: argparse.Namespace, root: Path) -> int:
-    tag = args.tag or f"tapegrad-grader:{args.assignment}"
+    tag = args.tag or f"tapegrad-grader:{args.assignment or 'latest'}"
     engine = build_image(
         root,
         args.assignment,
@@ -181,12 +188,12 @@ def run_build(args: argparse.Namespace, root: Path) -> int:
         engine_args=tuple(args.engine_arg),
         build_options=tuple(args.build_option),
     )
-    print(f"image {tag} built with {engine} for {args.assignment}")
+    print(f"image {tag} built with {engine} for {args.assignment or 'every assignment'}")
     return 0
 
 
 def run_gradescope(args: argparse.Namespace, root: Path) -> int:
-    out = args.out or root / "out" / f"gradescope-{args.assignment}.zip"
+    out = args.out or root / "out" / f"gradescope-{args.assignment or 'all'}.zip"
     write_gradescope_zip(root, args.assignment, out)
-    print(f"Gradescope autograder zip for {args.assignment}: {out}")
+    print(f"Gradescope autograder zip for {args.assignment or 'every assignment'}: {out}")
     return 0
