@@ -21,7 +21,14 @@ from autograder.grading.channel import (
     WorkerProtocolError,
     WorkerTimeout,
 )
-from autograder.grading.sandbox import LEVELS, BwrapSandbox, UserSandbox, make_sandbox
+from autograder.grading.sandbox import (
+    LEVELS,
+    BwrapSandbox,
+    ContainerSandbox,
+    UserSandbox,
+    make_sandbox,
+)
+from autograder.grading.sandbox.base import processes_of
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "submissions"
@@ -54,19 +61,6 @@ def start(submission: str | Path, **limits: object) -> Worker:
     sandbox = LEVELS[str(LEVEL["name"])](Limits(**fields))  # type: ignore[arg-type]
     LEVEL["sandbox"] = sandbox
     return sandbox.start(path)
-
-
-def _processes_of(uid: int) -> list[str]:
-    """The pids of every process that runs as ``uid``."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    found.append(entry.name)
-            except OSError:
-                pass
-    return found
 
 
 @pytest.fixture
@@ -105,10 +99,18 @@ def test_levels(level: str) -> None:
     assert make_sandbox(None, Limits()).level == LEVELS_HERE[0]  # the strongest that works
     assert "resource limits only" in make_sandbox("none", Limits()).notes[0]
     assert make_sandbox(level, Limits()).level == level
-    with pytest.raises(ValueError, match="valid levels: bwrap, user, none"):
+    with pytest.raises(ValueError, match="valid levels: bwrap, container, user, none"):
         make_sandbox("chroot", Limits())
-    with pytest.raises(ValueError, match="'container' is not built yet"):
-        make_sandbox("container", Limits())
+
+
+def test_a_level_that_does_not_work_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked for by name (``docker`` is the design's name for ``container``), a level that
+    does not work here is an error with the reason, never a quiet step down."""
+    monkeypatch.delenv("TAPEGRAD_IMAGE", raising=False)
+    monkeypatch.setattr(ContainerSandbox, "_probed", None)
+    for name in ("container", "docker"):
+        with pytest.raises(ValueError, match="'container' does not work .*TAPEGRAD_IMAGE"):
+            make_sandbox(name, Limits())
 
 
 # -- submissions that fail to import ------------------------------------------------------------
@@ -202,7 +204,7 @@ def test_fork_loop_leaves_no_process_behind(level: str) -> None:
     assert children
     sandbox = LEVEL["sandbox"]
     if isinstance(sandbox, (BwrapSandbox, UserSandbox)) and os.getuid() == 0:
-        assert not _processes_of(sandbox.uid)  # nothing of its own uid is left
+        assert not processes_of(sandbox.uid)  # nothing of its own uid is left
     if level == "bwrap":  # pids of its own namespace: not ours to look up
         return
     for pid in children:

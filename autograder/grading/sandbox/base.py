@@ -86,6 +86,7 @@ class Sandbox:
 
     level = "none"
     wraps_worker = False  # the process started is a wrapper around the worker (bwrap)
+    shares_submission = False  # the worker, another user, reads the submission where it is
     _probed: tuple[bool, str] | None = None
 
     def __init__(self, limits: Limits | None = None) -> None:
@@ -185,6 +186,8 @@ class Sandbox:
         submission = Path(submission_dir).resolve()
         if not submission.is_dir():
             raise FileNotFoundError(f"no submission folder at {submission}")
+        if self.shares_submission:
+            readable_by_others(submission)
         become_subreaper()
         workdir = Path(tempfile.mkdtemp(prefix="tapegrad-worker-"))
         (workdir / "home").mkdir()

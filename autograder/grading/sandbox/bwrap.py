@@ -13,14 +13,13 @@ from pathlib import Path
 
 from autograder.paths import PACKAGE
 
-from ..channel import Limits, Worker
+from ..channel import Limits
 from .base import (
     WORKER_FILES,
     Sandbox,
     as_uid,
     fresh_uid,
     kill_uid,
-    readable_by_others,
     worker_python,
 )
 
@@ -44,6 +43,7 @@ class BwrapSandbox(Sandbox):
 
     level = "bwrap"
     wraps_worker = True
+    shares_submission = True
     SUBMISSION = "/submission"
     GRADER = "/grader"  # holds autograder/{__init__.py,worker/} and site/ (NumPy)
 
@@ -148,16 +148,6 @@ class BwrapSandbox(Sandbox):
             PYTHONPATH=f"{self.GRADER}:{self.GRADER}/site",
         )
         return env
-
-    def start(
-        self,
-        submission_dir: str | os.PathLike[str],
-        *,
-        device: str = "cpu",
-        deadline: float | None = None,
-    ) -> Worker:
-        readable_by_others(Path(submission_dir))
-        return super().start(submission_dir, device=device, deadline=deadline)
 
     def reap(self) -> None:
         if os.getuid() == 0:  # the namespace is gone with bwrap; its uid, to be sure

@@ -27,8 +27,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..channel import Limits, Worker
-from .base import Sandbox, readable_by_others
+from ..channel import Limits
+from .base import Sandbox
 
 __all__ = ["ContainerSandbox"]
 
@@ -56,6 +56,7 @@ def _answers(command: list[str]) -> bool:
 class ContainerSandbox(Sandbox):
     level = "container"
     wraps_worker = True  # the engine exits with 128 + N when the worker died of signal N
+    shares_submission = True
 
     def __init__(self, limits: Limits | None = None) -> None:
         super().__init__(limits)
@@ -115,16 +116,6 @@ class ContainerSandbox(Sandbox):
             "--max-message-bytes", str(lim.max_message_bytes),
         ]  # fmt: skip
         return [*self.engine, *options, self.image, *worker]
-
-    def start(
-        self,
-        submission_dir: str | os.PathLike[str],
-        *,
-        device: str = "cpu",
-        deadline: float | None = None,
-    ) -> Worker:
-        readable_by_others(Path(submission_dir))  # the container's user is not this one
-        return super().start(submission_dir, device=device, deadline=deadline)
 
     def reap(self) -> None:
         """The engine's client may die while its container lives on: kill it by name."""
