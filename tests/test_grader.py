@@ -21,6 +21,7 @@ from autograder.grading.modules import run_module_check
 from autograder.grading.pipeline import GradeOptions, grade_submission, op_check_outcomes
 from autograder.grading.reports import write_reports
 from autograder.grading.reports.markdown import check_feedback_md
+from autograder.grading.sandbox import LEVELS
 from autograder.grading.seeds import hidden_seeds, public_seeds
 from autograder.paths import KIT_ROOT
 from autograder.worker.handlers import HANDLERS
@@ -92,13 +93,18 @@ def reference_hw1(built: dict[tuple[str, str], Path]) -> Path:
     return built["reference", "hw1"]
 
 
+# Every level that works here (the container level needs an image: tests/test_image.py).
+LEVELS_HERE = [name for name, cls in LEVELS.items() if name != "container" and cls.available()]
+
+
+@pytest.mark.parametrize("level", LEVELS_HERE)
 @pytest.mark.parametrize("aid", ASSIGNMENTS)
 def test_reference_submission_gets_full_marks_end_to_end(
-    aid: str, built: dict[tuple[str, str], Path], tmp_path: Path
+    aid: str, level: str, built: dict[tuple[str, str], Path], tmp_path: Path
 ) -> None:
     assignment = load_assignment(aid)
     result = grade_submission(
-        built["reference", aid], aid, GradeOptions(sandbox="none", secret=SECRET)
+        built["reference", aid], aid, GradeOptions(sandbox=level, secret=SECRET)
     )
     assert result.error is None
     lost = [(c.id, check_feedback_md(c)) for c in result.checks if c.score < c.max_score]
@@ -106,7 +112,7 @@ def test_reference_submission_gets_full_marks_end_to_end(
     assert result.score == pytest.approx(assignment.total_points)
     assert result.submission_hash and result.suite_hash
     assert result.seed_derivation.startswith("hmac-sha256:")
-    assert result.versions["numpy"] and result.sandbox == "none"
+    assert result.versions["numpy"] and result.sandbox == level
     assert all(c.wall_time >= 0 for c in result.checks)
     paths = write_reports(result, tmp_path)
     data = json.loads(paths["gradescope"].read_text())
@@ -114,12 +120,13 @@ def test_reference_submission_gets_full_marks_end_to_end(
     assert len(data["tests"]) == len(assignment.checks)
 
 
+@pytest.mark.parametrize("level", LEVELS_HERE)
 @pytest.mark.parametrize("aid", ASSIGNMENTS)
 def test_starter_release_gets_zero_and_says_not_implemented(
-    aid: str, built: dict[tuple[str, str], Path]
+    aid: str, level: str, built: dict[tuple[str, str], Path]
 ) -> None:
     result = grade_submission(
-        built["release", aid], aid, GradeOptions(sandbox="none", secret=SECRET)
+        built["release", aid], aid, GradeOptions(sandbox=level, secret=SECRET)
     )
     assert result.error is None  # the starter imports: its stubs raise when called
     assert result.score == 0
