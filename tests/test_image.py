@@ -408,3 +408,28 @@ def test_run_autograder_says_why_when_it_cannot_choose(
     assert run_autograder_main(tmp_path) == 2
     results = json.loads((tmp_path / "results" / "results.json").read_text())
     assert results["score"] == 0 and "cannot tell which assignment" in results["output"]
+
+
+@needs_engine
+def test_gradescope_zip_sets_up_and_grades_in_a_bare_base(image: Image, tmp_path: Path) -> None:
+    """Gradescope's path for the zip, replayed in the bare Debian base: unpack it into
+    /autograder/source, run setup.sh (offline: the wheelhouse is enough), copy run_autograder
+    into place and grade the reference."""
+    engine, args, _ = image
+    source, results, submission = tmp_path / "source", tmp_path / "results", tmp_path / "sub"
+    results.mkdir()
+    with zipfile.ZipFile(write_gradescope_zip(KIT_ROOT, "hw1", tmp_path / "hw1.zip")) as z:
+        z.extractall(source)
+    build_reference("hw1", KIT_ROOT, submission)
+    script = (
+        "sh /autograder/source/setup.sh && cp /autograder/source/run_autograder /autograder/ "
+        "&& chmod +x /autograder/run_autograder && /autograder/run_autograder"
+    )
+    done = subprocess.run(
+        [engine, *args, "run", "--rm", "--network=none", *ULIMITS, "-e", "PIP_NO_INDEX=1",
+         "-v", f"{source}:/autograder/source", "-v", f"{submission}:/autograder/submission:ro",
+         "-v", f"{results}:/autograder/results", BASE, "sh", "-c", script],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert (results / "results.json").is_file(), done.stdout[-2000:] + done.stderr[-2000:]
+    assert json.loads((results / "results.json").read_text())["score"] == pytest.approx(100.0)
