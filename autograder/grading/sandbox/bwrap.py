@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import importlib.util
 import json
 import os
@@ -123,6 +124,9 @@ class BwrapSandbox(Sandbox):
             args += ["--ro-bind", str(folder), f"{site}/{folder.name}"]
         args += ["--ro-bind", str(submission), self.SUBMISSION]
         args += ["--proc", "/proc", "--dev", "/dev"]
+        if device == "cuda":  # the GPU's device nodes (untested here: no GPU on these machines)
+            for node in sorted(glob.glob("/dev/nvidia*")):
+                args += ["--dev-bind", node, node]
         args += ["--size", str(self.limits.tmp_size), "--perms", "1777", "--tmpfs", "/tmp"]
         args += ["--chdir", "/tmp", "--"]
         if os.getuid() == 0:
@@ -174,9 +178,15 @@ def _system_mounts() -> list[str]:
 
 
 def _package_folders(device: str) -> list[Path]:
-    """NumPy's package folder and its bundled libraries (and CuPy's site folder on cuda)."""
+    """NumPy's package folder and its bundled libraries; on cuda, every package beside CuPy
+    (it needs its own dependencies and the CUDA libraries installed as wheels)."""
+    if device == "cuda":
+        spec = importlib.util.find_spec("cupy")
+        if spec is not None and spec.origin is not None:
+            site = Path(spec.origin).resolve().parents[1]
+            return sorted(p for p in site.iterdir() if p.is_dir() and p.name != "autograder")
     folders: list[Path] = []
-    for name in ["numpy"] + (["cupy"] if device == "cuda" else []):
+    for name in ["numpy"]:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
             continue
