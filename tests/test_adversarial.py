@@ -12,6 +12,7 @@ attack aims at are the real ones of this test run, written into its source.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import textwrap
@@ -565,6 +566,7 @@ def test_attack_is_contained(
         assert not Path(canary).exists(), canary
     written = (out / "results.json").read_text()
     assert "rewritten" not in written and '{"score": 100}' != written.strip()
+    assert json.loads(written)["score"] == 0  # still valid JSON, whatever the messages held
     # no secret, no hidden data in any output
     for path in out.iterdir():
         text = path.read_text(errors="replace")
