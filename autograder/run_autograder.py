@@ -53,7 +53,6 @@ def choose_assignment(source: Path, metadata: Path) -> tuple[str | None, str]:
 
 def main(root: Path = AUTOGRADER) -> int:
     source = root / "source"
-    os.environ.setdefault("GRADER_SECRET_FILE", str(source / "grader-secret"))
     assignment, why = choose_assignment(source, root / "submission_metadata.json")
     args = [
         str(root / "submission"),
@@ -69,4 +68,6 @@ def main(root: Path = AUTOGRADER) -> int:
 
 
 if __name__ == "__main__":
+    # the image's secret, root-only, unless the environment names another
+    os.environ.setdefault("GRADER_SECRET_FILE", str(AUTOGRADER / "source" / "grader-secret"))
     sys.exit(main())

@@ -193,6 +193,8 @@ def image() -> Iterator[Image]:
     ).stdout.strip()  # fmt: skip
     print(f"\nimage {TAG} built in {seconds:.0f} s, {int(size or 0) / 2**20:.0f} MiB")
     yield engine, args, seconds
+    # rebuilt at every run: do not let old copies pile up in the engine's storage
+    subprocess.run([engine, *args, "rmi", "-f", TAG], capture_output=True)
 
 
 def _run(image: Image, submission: Path, out: Path, network: str = "host") -> dict:
