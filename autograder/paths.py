@@ -16,6 +16,7 @@ __all__ = [
     "BUNDLED_MNIST",
     "KIT_ROOT",
     "PACKAGE",
+    "SAMPLE",
     "RootNotFoundError",
     "find_kit_root",
     "is_kit_root",
@@ -23,7 +24,8 @@ __all__ = [
 
 PACKAGE = Path(__file__).resolve().parent  # autograder/
 KIT_ROOT = PACKAGE.parent  # the checkout this package lives in
-BUNDLED_MNIST = KIT_ROOT / "data" / "mnist-sample"
+SAMPLE = Path("data") / "mnist-sample"  # in a kit checkout, a release, a reference, an image
+BUNDLED_MNIST = KIT_ROOT / SAMPLE
 
 
 class RootNotFoundError(KitError):

@@ -33,8 +33,9 @@ import zipfile
 from pathlib import Path
 
 from autograder import KitError
-from autograder.authoring.release import DATA_SAMPLE, copy_tree
+from autograder.authoring.release import copy_bundled_data, copy_tree
 from autograder.config import assignment_ids, load_assignment
+from autograder.engine import find_engine
 from autograder.secret import load_secret
 
 __all__ = ["ImageError", "build_context", "build_image", "write_gradescope_zip"]
@@ -61,7 +62,7 @@ def build_context(root: Path, assignment_id: str | None, dest: Path, *, gpu: boo
         checks.mkdir(parents=True)
         for name in (assignment.path.name, *assignment.notebooks):  # not the bug catalogue
             shutil.copy2(assignment.directory / name, checks / name)
-    copy_tree(root / DATA_SAMPLE, source / DATA_SAMPLE)
+    copy_bundled_data(root, source)
     copy_tree(root / "starter" / "tapegrad", source / "starter" / "tapegrad")
     if assignment_id:
         (source / "ASSIGNMENT").write_text(assignment_id + "\n")
@@ -90,18 +91,12 @@ def _wheelhouse(root: Path, wheelhouse: Path, gpu: bool) -> None:
 
 
 def _engine(choice: str | None) -> str:
-    for name in [choice] if choice else ["docker", "podman"]:
-        if shutil.which(name) is not None and _engine_works(name):
-            return name
-    raise ImageError(
-        f"no container engine ({choice or 'docker or podman'}) is installed and working here"
-    )
-
-
-def _engine_works(name: str) -> bool:
-    """docker answers ``version`` only with an engine behind it; podman needs none."""
-    done = subprocess.run([name, "version"], capture_output=True, check=False)
-    return done.returncode == 0
+    name = find_engine(choice)
+    if name is None:
+        raise ImageError(
+            f"no container engine ({choice or 'docker or podman'}) is installed and working here"
+        )
+    return name
 
 
 def build_image(

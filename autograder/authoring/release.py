@@ -43,10 +43,10 @@ from autograder.authoring.starter import (
     generate_starter,
 )
 from autograder.config import Assignment, assignment_ids, load_assignment
+from autograder.paths import SAMPLE
 from autograder.worker.cells import graded_cells
 
 __all__ = [
-    "DATA_SAMPLE",
     "ReleaseError",
     "build_release",
     "copy_bundled_data",
@@ -58,7 +58,6 @@ __all__ = [
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # The bundled MNIST sample, relative to the repository root; releases and reference submissions
 # ship it at the same place, where tg.data.load_mnist() finds it by default.
-DATA_SAMPLE = Path("data") / "mnist-sample"
 # template path -> path in the release (those not listed keep their relative path)
 RENAMED = {
     "gitignore": ".gitignore",
@@ -128,17 +127,17 @@ def copy_tree(src: Path, dst: Path) -> None:
 
 
 def copy_bundled_data(root: Path, dest: Path) -> None:
-    """Copy the repository's bundled MNIST sample, :data:`DATA_SAMPLE` with ``data/README.md``
-    (its provenance), to the same place under ``dest``: beside a ``tapegrad/`` package in
+    """Copy the bundled MNIST sample (:data:`autograder.paths.SAMPLE`, with ``data/README.md``,
+    its provenance) to the same place under ``dest``: beside a ``tapegrad/`` package in
     ``dest``, it is what ``tg.data.load_mnist()`` finds by default (the first
     ``data/mnist-sample`` above the package). Nothing is copied if the repository has no sample.
     """
-    sample = root / DATA_SAMPLE
+    sample = root / SAMPLE
     if sample.is_dir():
-        copy_tree(sample, dest / DATA_SAMPLE)
+        copy_tree(sample, dest / SAMPLE)
         readme = sample.parent / "README.md"
         if readme.is_file():
-            shutil.copy2(readme, dest / DATA_SAMPLE.parent / "README.md")
+            shutil.copy2(readme, dest / SAMPLE.parent / "README.md")
 
 
 # --------------------------------------------------------------------------- notebooks

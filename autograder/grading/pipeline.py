@@ -27,7 +27,7 @@ import numpy as np
 
 from autograder import __version__
 from autograder.config import Assignment, CheckConfig, load_assignment
-from autograder.paths import KIT_ROOT, PACKAGE
+from autograder.paths import KIT_ROOT, PACKAGE, SAMPLE
 
 from .cases import Request
 from .channel import Limits, WorkerCrashed, WorkerError
@@ -114,7 +114,7 @@ def _run_train(
 ) -> Outcome:
     # the kit's own sample (beside the assignments graded), unless MNIST_DIR names other data;
     # the test labels stay in this process
-    sample = a.directory.parents[1] / "data" / "mnist-sample"
+    sample = a.directory.parents[1] / SAMPLE
     name, train, (test_x, test_y) = load_dataset(default=sample)
     return run_train_check(request, check, name, train, test_x, test_y, check.timeout)
 

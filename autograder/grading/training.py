@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from autograder.config import CheckConfig
-from autograder.paths import BUNDLED_MNIST
+from autograder.paths import BUNDLED_MNIST, SAMPLE
 from autograder.worker.training import CLASSES, RECIPES
 
 from .cases import Request, RequestFailed
@@ -161,7 +161,7 @@ def load_dataset(
     if directory is None and os.environ.get("MNIST_DIR"):
         directory = os.environ["MNIST_DIR"]
     path = Path(directory) if directory is not None else default
-    if path.name == BUNDLED_MNIST.name:
+    if path.name == SAMPLE.name:
         name = "mnist-sample"
     else:
         name = "fashion-mnist" if "fashion" in str(path).lower() else "mnist"

@@ -38,9 +38,12 @@ __all__ = [
     "WORKER_FILES",
     "as_uid",
     "fresh_uid",
+    "package_folder",
     "kill_uid",
     "processes_of",
+    "probe_run",
     "readable_by_others",
+    "worker_lib",
     "worker_python",
 ]
 
@@ -48,32 +51,35 @@ __all__ = [
 WORKER_FILES = ("__init__.py", "worker")
 
 
+def package_folder(name: str) -> Path | None:
+    """The folder of an installed package (``.../site-packages/numpy``), or None."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).resolve().parent
+
+
 def worker_libraries(device: str = "cpu") -> list[str]:
     """The folders of the third-party packages the worker imports: NumPy's (and CuPy's on
     cuda). The worker runs without the ``site`` module (``python -S``): no ``.pth`` file of
     this environment runs in it, so an editable install of the grader cannot make the rest of
     ``autograder`` importable there; these folders are added to its path instead."""
-    names = ["numpy"] + (["cupy"] if device == "cuda" else [])
     folders: list[str] = []
-    for name in names:
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.origin is not None:
-            folder = str(Path(spec.origin).resolve().parents[1])
-            if folder not in folders:
-                folders.append(folder)
+    for name in ["numpy"] + (["cupy"] if device == "cuda" else []):
+        package = package_folder(name)
+        if package is not None and str(package.parent) not in folders:
+            folders.append(str(package.parent))
     return folders
 
 
 def _user_tasks() -> int:
     """How many tasks (processes and threads) this user runs: what RLIMIT_NPROC counts."""
-    uid, count = os.getuid(), 0
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    count += len(os.listdir(f"/proc/{entry.name}/task"))
-            except OSError:  # it exited meanwhile
-                pass
+    count = 0
+    for pid in processes_of(os.getuid()):
+        try:
+            count += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:  # it exited meanwhile
+            pass
     return count
 
 
@@ -191,12 +197,7 @@ class Sandbox:
         become_subreaper()
         workdir = Path(tempfile.mkdtemp(prefix="tapegrad-worker-"))
         (workdir / "home").mkdir()
-        (workdir / "lib").mkdir()
-        # Only the worker zone is importable: not the rest of the grader, nor the repository
-        # around it, which holds the reference solution.
-        (workdir / "lib" / "autograder").mkdir()
-        for name in WORKER_FILES:
-            (workdir / "lib" / "autograder" / name).symlink_to(PACKAGE / name)
+        worker_lib(workdir / "lib")
         submission = self.prepare(workdir, submission)
         now = time.monotonic()
         deadline = now + self.limits.total_timeout if deadline is None else deadline
@@ -215,6 +216,31 @@ class Sandbox:
         )
         worker._read_hello(self.limits.start_timeout)
         return worker
+
+
+def worker_lib(lib: Path) -> Path:
+    """``lib/autograder/{__init__.py, worker}`` as links: a folder whose only importable part
+    of the grader is the worker zone (not the rest of the grader, nor the repository around
+    it, which holds the reference solution)."""
+    (lib / "autograder").mkdir(parents=True)
+    for name in WORKER_FILES:
+        (lib / "autograder" / name).symlink_to(PACKAGE / name)
+    return lib
+
+
+def probe_run(command: list[str], what: str, **options: object) -> tuple[bool, str]:
+    """Run a level's probe command: (it succeeded, why not), with the end of what it said."""
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=30, **options)  # type: ignore[call-overload]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"{what} could not start: {exc}"
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        return (
+            False,
+            f"{what} failed here: {lines[-1] if lines else f'exit status {done.returncode}'}",
+        )
+    return True, ""
 
 
 def worker_python() -> str:

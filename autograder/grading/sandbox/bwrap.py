@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import glob
-import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +19,8 @@ from .base import (
     as_uid,
     fresh_uid,
     kill_uid,
+    package_folder,
+    probe_run,
     worker_python,
 )
 
@@ -69,16 +69,7 @@ class BwrapSandbox(Sandbox):
                 *sandbox.bwrap_command(submission, "cpu"),
                 worker_python(), "-S", "-s", "-c", "import numpy",
             ]  # fmt: skip
-            try:
-                done = subprocess.run(
-                    command, capture_output=True, timeout=30, env=sandbox.environment(Path(tmp))
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                return False, f"bwrap could not start: {exc}"
-        if done.returncode != 0:
-            why = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            return False, f"bwrap failed here: {why[-1] if why else done.returncode}"
-        return True, ""
+            return probe_run(command, "bwrap", env=sandbox.environment(Path(tmp)))
 
     @property
     def notes(self) -> list[str]:
@@ -180,19 +171,11 @@ def _system_mounts() -> list[str]:
 def _package_folders(device: str) -> list[Path]:
     """NumPy's package folder and its bundled libraries; on cuda, every package beside CuPy
     (it needs its own dependencies and the CUDA libraries installed as wheels)."""
-    if device == "cuda":
-        spec = importlib.util.find_spec("cupy")
-        if spec is not None and spec.origin is not None:
-            site = Path(spec.origin).resolve().parents[1]
-            return sorted(p for p in site.iterdir() if p.is_dir() and p.name != "autograder")
-    folders: list[Path] = []
-    for name in ["numpy"]:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            continue
-        package = Path(spec.origin).resolve().parent
-        folders.append(package)
-        libs = package.with_name(f"{name}.libs")  # auditwheel's bundled shared libraries
-        if libs.is_dir():
-            folders.append(libs)
-    return folders
+    cupy = package_folder("cupy") if device == "cuda" else None
+    if cupy is not None:
+        return sorted(p for p in cupy.parent.iterdir() if p.is_dir() and p.name != "autograder")
+    numpy = package_folder("numpy")
+    if numpy is None:
+        return []
+    libs = numpy.with_name("numpy.libs")  # auditwheel's bundled shared libraries
+    return [numpy, libs] if libs.is_dir() else [numpy]

@@ -23,9 +23,10 @@ import json
 import os
 import secrets
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
+
+from autograder.engine import answers, find_engine
 
 from ..channel import Limits
 from .base import Sandbox
@@ -40,17 +41,8 @@ def _engine() -> list[str] | None:
     configured = os.environ.get("TAPEGRAD_ENGINE")
     if configured:
         return shlex.split(configured)
-    for name in ("docker", "podman"):
-        if shutil.which(name) and _answers([name, "info"]):
-            return [name]
-    return None
-
-
-def _answers(command: list[str]) -> bool:
-    try:
-        return subprocess.run(command, capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    name = find_engine()
+    return [name] if name else None
 
 
 class ContainerSandbox(Sandbox):
@@ -74,7 +66,7 @@ class ContainerSandbox(Sandbox):
         if engine is None:
             return False, "no container engine (docker with a daemon, or podman) works here"
         probe = [*engine, "run", "--rm", "--network", "none", *cls._run_options(), image]
-        if not _answers([*probe, "/opt/grader/bin/python", "-c", "import autograder.worker"]):
+        if not answers([*probe, "/opt/grader/bin/python", "-c", "import autograder.worker"]):
             return False, f"{' '.join(engine)} cannot run the worker of the image {image}"
         return True, ""
 

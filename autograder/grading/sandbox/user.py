@@ -18,15 +18,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from autograder.paths import PACKAGE
-
 from ..channel import Limits
-from .base import Sandbox, as_uid, fresh_uid, kill_uid, readable_by_others, worker_python
+from .base import (
+    Sandbox,
+    as_uid,
+    fresh_uid,
+    kill_uid,
+    probe_run,
+    readable_by_others,
+    worker_lib,
+    worker_python,
+)
 
 __all__ = ["UserSandbox"]
 
@@ -55,24 +61,10 @@ class UserSandbox(Sandbox):
         if shutil.which("setpriv") is None:
             return False, "setpriv (util-linux) is not installed"
         with tempfile.TemporaryDirectory(prefix="tapegrad-probe-") as tmp:
-            lib = Path(tmp) / "lib"
-            _worker_lib(lib)
-            try:
-                done = subprocess.run(
-                    [*as_uid(fresh_uid()), worker_python(), "-S", "-c", _PROBE, str(lib)],
-                    capture_output=True,
-                    timeout=30,
-                    cwd=tmp,
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                return False, f"could not start a worker as another user: {exc}"
-        if done.returncode != 0:
-            why = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            return (
-                False,
-                f"the seccomp filter did not work here: {why[-1] if why else done.returncode}",
-            )
-        return True, ""
+            os.chmod(tmp, 0o755)  # the probe's uid must reach the worker zone's links
+            lib = worker_lib(Path(tmp) / "lib")
+            command = [*as_uid(fresh_uid()), worker_python(), "-S", "-c", _PROBE, str(lib)]
+            return probe_run(command, "a worker as another user with the seccomp filter", cwd=tmp)
 
     @property
     def notes(self) -> list[str]:
@@ -107,11 +99,3 @@ class UserSandbox(Sandbox):
 
     def reap(self) -> None:
         kill_uid(self.uid)
-
-
-def _worker_lib(lib: Path) -> None:
-    """``lib/autograder/{__init__.py, worker}``, as links, for the probe."""
-    (lib / "autograder").mkdir(parents=True)
-    for name in ("__init__.py", "worker"):
-        (lib / "autograder" / name).symlink_to(PACKAGE / name)
-    os.chmod(lib.parent, 0o755)
