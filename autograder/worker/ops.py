@@ -14,9 +14,7 @@ from typing import Any
 import numpy as np
 
 from .opspecs import spec
-from .tensors import grad_of, to_array
-
-Arrays = list[np.ndarray]
+from .tensors import Arrays, grad_of, to_array
 
 
 def _forward_backward(

@@ -14,8 +14,16 @@ from typing import Any
 
 import numpy as np
 
+# What a probe's runner takes and returns (and its judge half in the parent reads).
+Params = dict[str, Any]
+Arrays = list[np.ndarray]
+Outputs = list[Any]  # np.ndarray, or None where a gradient is missing
+
 __all__ = [
     "AFFINE_OUTPUTS",
+    "Arrays",
+    "Outputs",
+    "Params",
     "affine_grads",
     "assign",
     "forward_backward",

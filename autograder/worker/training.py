@@ -24,15 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from .tensors import to_array
+from .tensors import Arrays, to_array
 
 __all__ = ["CLASSES", "RECIPES", "Recipe", "train", "train_handler"]
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 PREDICT_BATCH = 500
 CLASSES = 10
-
-Arrays = list[np.ndarray]
 
 
 @dataclass(frozen=True)

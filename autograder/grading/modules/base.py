@@ -10,12 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from autograder.worker.tensors import Arrays, Outputs, Params
+
 from ..diagnose import Verdict, classify_gradient, compare_values
 from ..numeric import allclose, tolerance
 
-Params = dict[str, Any]
-Arrays = list[np.ndarray]
-Outputs = list[Any]  # np.ndarray, or None where a gradient is missing
 Judge = Callable[[Params, Arrays, Outputs, Outputs], Verdict]
 
 

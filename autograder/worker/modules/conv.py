@@ -7,15 +7,8 @@ API and returns plain arrays; the judge half is :mod:`autograder.grading.modules
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
 
-import numpy as np
-
-from ..tensors import affine_grads, forward_backward, set_affine
-
-Params = dict[str, Any]
-Arrays = list[np.ndarray]
-Outputs = list[Any]  # np.ndarray, or None where a gradient is missing
+from ..tensors import Arrays, Outputs, Params, affine_grads, forward_backward, set_affine
 
 
 def run_conv2d(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:

@@ -7,15 +7,10 @@ API and returns plain arrays; the judge half is :mod:`autograder.grading.modules
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 
-from ..tensors import seed, value_of
-
-Params = dict[str, Any]
-Arrays = list[np.ndarray]
-Outputs = list[Any]  # np.ndarray, or None where a gradient is missing
+from ..tensors import Arrays, Outputs, Params, seed, value_of
 
 
 def run_init(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:

@@ -7,15 +7,20 @@ API and returns plain arrays; the judge half is :mod:`autograder.grading.modules
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 
-from ..tensors import forward_backward, grad_of, seed, set_affine, to_array, value_of
-
-Params = dict[str, Any]
-Arrays = list[np.ndarray]
-Outputs = list[Any]  # np.ndarray, or None where a gradient is missing
+from ..tensors import (
+    Arrays,
+    Outputs,
+    Params,
+    forward_backward,
+    grad_of,
+    seed,
+    set_affine,
+    to_array,
+    value_of,
+)
 
 LINEAR_FRESH = 3  # the variant that checks a fresh Linear's shapes and initial values
 DROPOUT_TWICE, DROPOUT_EVAL = 1, 2  # the variants: called twice; eval mode

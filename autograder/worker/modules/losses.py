@@ -9,13 +9,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
-from ..tensors import forward_backward
-
-Params = dict[str, Any]
-Arrays = list[np.ndarray]
-Outputs = list[Any]  # np.ndarray, or None where a gradient is missing
+from ..tensors import Arrays, Outputs, Params, forward_backward
 
 
 def run_cross_entropy(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:

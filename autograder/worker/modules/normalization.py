@@ -9,13 +9,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
-from ..tensors import affine_grads, forward_backward, set_affine, to_array, value_of
-
-Params = dict[str, Any]
-Arrays = list[np.ndarray]
-Outputs = list[Any]  # np.ndarray, or None where a gradient is missing
+from ..tensors import (
+    Arrays,
+    Outputs,
+    Params,
+    affine_grads,
+    forward_backward,
+    set_affine,
+    to_array,
+    value_of,
+)
 
 BN_EVAL = 1  # the variant in eval mode
 

@@ -14,11 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tensors import grad_of, number_of, value_of
-
-Params = dict[str, Any]
-Arrays = list[np.ndarray]
-Outputs = list[Any]  # np.ndarray, or None where a gradient is missing
+from ..tensors import Arrays, Outputs, Params, grad_of, number_of, value_of
 
 
 def skipped(p: Params) -> set[tuple[int, int]]:

@@ -11,11 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tensors import seed, to_array
-
-Params = dict[str, Any]
-Arrays = list[np.ndarray]
-Outputs = list[Any]  # np.ndarray, or None where a gradient is missing
+from ..tensors import Arrays, Outputs, Params, seed, to_array
 
 PARAMETERS, MODES, STATE = 0, 1, 2  # the variants
 
