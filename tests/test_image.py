@@ -21,7 +21,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.authoring.image import build_image, write_gradescope_zip
+from autograder.authoring.image import build_image, build_wheels, write_gradescope_zip
 from autograder.authoring.leaks import LeakPatterns, find_leaks, leak_patterns
 from autograder.authoring.reference import build_reference
 from autograder.authoring.release import build_release
@@ -68,24 +67,8 @@ def _solution_lines() -> LeakPatterns:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "-w",
-            str(out),
-            str(KIT_ROOT),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    (path,) = out.glob("tapegrad_kit-*.whl")
+    wheels = build_wheels(KIT_ROOT, tmp_path_factory.mktemp("wheel"), deps=False)
+    (path,) = [w for w in wheels if w.name.startswith("tapegrad_kit-")]
     return path
 
 

@@ -38,7 +38,7 @@ from autograder.config import assignment_ids, load_assignment
 from autograder.engine import find_engine
 from autograder.secret import load_secret
 
-__all__ = ["ImageError", "build_context", "build_image", "write_gradescope_zip"]
+__all__ = ["ImageError", "build_context", "build_image", "build_wheels", "write_gradescope_zip"]
 
 DOCKER = "docker"  # the folder of the repository holding the Dockerfiles and scripts
 
@@ -77,17 +77,41 @@ def build_context(root: Path, assignment_id: str | None, dest: Path, *, gpu: boo
 
 
 def _wheelhouse(root: Path, wheelhouse: Path, gpu: bool) -> None:
-    """The kit's wheel and its dependencies' wheels (binary ones only for the latter)."""
+    """The kit's wheel and every dependency's wheel (the ``gpu`` extra's too)."""
+    build_wheels(root, wheelhouse, extra="gpu" if gpu else None)
+
+
+# What the kit's wheel is built from (pyproject.toml lists only the autograder package).
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "autograder")
+
+
+def build_wheels(
+    root: Path, wheelhouse: Path, *, extra: str | None = None, deps: bool = True
+) -> list[Path]:
+    """``pip wheel`` the kit (and, with ``deps``, its dependencies) into ``wheelhouse``, from a
+    clean copy of its sources: built in place, setuptools would keep a ``build/`` folder in
+    the checkout whose stale files end up in later wheels."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
-    target = f"{root}[gpu]" if gpu else str(root)
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheelhouse), target],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="tapegrad-wheel-") as tmp:
+        for name in WHEEL_SOURCES:
+            source = root / name
+            if source.is_dir():
+                shutil.copytree(
+                    source, Path(tmp) / name, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                shutil.copy2(source, Path(tmp) / name)
+        target = f"{tmp}[{extra}]" if extra else tmp
+        command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheelhouse)]
+        done = subprocess.run(
+            [*command, *([] if deps else ["--no-deps"]), target],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if done.returncode != 0:
-        raise ImageError(f"building the wheelhouse failed:\n{done.stderr[-3000:]}")
+        raise ImageError(f"building the wheels failed:\n{done.stderr[-3000:]}")
+    return sorted(wheelhouse.glob("*.whl"))
 
 
 def _engine(choice: str | None) -> str:
