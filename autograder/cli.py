@@ -6,6 +6,11 @@
 Exit status: 0 when grading completed, whatever the score; 1 when ``--fail-under`` was given
 and the score is below it; 2 when the grader itself could not run (unknown assignment, bad
 config, missing submission path, unavailable sandbox).
+
+In a GitHub Actions job (``$GITHUB_STEP_SUMMARY`` set) it also appends a short Markdown
+summary there: the score, the checks, and the feedback of those that lost points, folded.
+
+``grade batch ...`` grades a whole class (:mod:`autograder.batch`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 
 from . import KitError
 from .grading.pipeline import GradeOptions, grade_submission
-from .grading.reports import render_terminal, write_reports
+from .grading.reports import render_step_summary, render_terminal, write_reports
 from .grading.results import GradingResult
 from .grading.sandbox import ALIASES, LEVELS, make_sandbox
 
@@ -74,13 +79,26 @@ def refuse(
     """Say why nothing was graded, on stderr and, with ``out``, in the reports (so that CI and
     Gradescope show the reason, not a missing file); the exit status 2."""
     print(f"grade: {message}", file=sys.stderr)
+    result = GradingResult(
+        assignment=assignment, submission_hash="", suite_hash="", seed_derivation="",
+        public=public, sandbox="not started", device=device, error=message,
+    )  # fmt: skip
     if out:
-        result = GradingResult(
-            assignment=assignment, submission_hash="", suite_hash="", seed_derivation="",
-            public=public, sandbox="not started", device=device, error=message,
-        )  # fmt: skip
         write_reports(result, out)
+    _step_summary(result)
     return 2
+
+
+def _step_summary(result: GradingResult) -> None:
+    """Append the job summary to ``$GITHUB_STEP_SUMMARY`` when a GitHub Actions step runs us."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(render_step_summary(result))
+    except OSError as exc:  # a summary is a courtesy: never fail the grading for it
+        print(f"grade: could not write $GITHUB_STEP_SUMMARY ({exc})", file=sys.stderr)
 
 
 def _refuse(args: argparse.Namespace, message: str) -> int:
@@ -109,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return _refuse(args, str(exc))
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     print(render_terminal(result, color))
+    _step_summary(result)
     if args.out:
         paths = write_reports(result, args.out)
         print("reports: " + ", ".join(str(p) for p in paths.values()))

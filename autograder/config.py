@@ -20,6 +20,8 @@ Schema (the files under ``assignments/`` show it in use; hw1's has it as a comme
     timeout = 60                  # default seconds per worker request (optional, default 60)
     public_seed = 20260101        # the fixed case seed of `grade --public`
     total_points = 100            # optional: the checks' points must add up to this
+    released = false              # true only in a student release's checks/<id>.toml (written
+                                  # by kit release: public checks only, see autograder/public.py)
 
     [[checks]]                    # one table per check, in report order
     id = "ops.mul"                # unique; letters, digits, '_', '-', dot-separated
@@ -98,12 +100,17 @@ __all__ = [
     "DATASETS",
     "KINDS",
     "VISIBILITIES",
+    "PUBLIC_DIR",
     "assignment_ids",
     "assignment_path",
+    "find_assignment",
     "load_assignment",
 ]
 
 FILENAME = "assignment.toml"
+# In a student release: checks/<id>.toml holds the public checks (`released = true`) and
+# checks/<id>.answers.json the instructor's answers to the public notebook cases.
+PUBLIC_DIR = "checks"
 KINDS = ("op", "module", "train", "notebook")
 VISIBILITIES = ("public", "hidden")
 DATASETS = ("mnist-sample", "mnist", "fashion-mnist")
@@ -116,6 +123,7 @@ _OP_NAMES = {s.name: s for s in SPECS}
 
 _ASSIGNMENT_KEYS = {
     "id", "title", "notebooks", "time_limit", "timeout", "public_seed", "total_points",
+    "released",
 }  # fmt: skip
 _COMMON_KEYS = {"id", "name", "kind", "points", "visibility", "timeout"}
 _KIND_KEYS = {
@@ -183,10 +191,29 @@ class Assignment:
     public_seed: int
     checks: tuple[CheckConfig, ...]
     path: Path  # the assignment.toml it was loaded from
+    # A student release's copy (checks/<id>.toml): public checks only, the notebooks and data/
+    # in the repository above it, the notebook checks' answers recorded beside it.
+    released: bool = False
 
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    @property
+    def notebook_dir(self) -> Path:
+        """Where the notebooks named by ``notebooks`` are: the instructor's source notebooks
+        beside assignment.toml, or the student's at the root of a release."""
+        return self.path.parents[1] if self.released else self.path.parent
+
+    @property
+    def data_root(self) -> Path:
+        """The directory holding ``data/`` (the kit checkout, or the release)."""
+        return self.path.parents[1] if self.released else self.path.parents[2]
+
+    @property
+    def answers_path(self) -> Path | None:
+        """A release's recorded answers to the public notebook cases (None in the kit)."""
+        return self.path.with_name(f"{self.id}.answers.json") if self.released else None
 
     @property
     def total_points(self) -> float:
@@ -261,6 +288,49 @@ def _show(path: Path, root: Path | None = None) -> str:
     return str(path)
 
 
+def find_assignment(
+    assignment_id: str,
+    *,
+    root: Path | None = None,
+    submission: Path | None = None,
+    public: bool = False,
+) -> Assignment:
+    """The assignment ``grade`` should use.
+
+    The instructor's ``root/assignments/<id>/assignment.toml`` (``root`` defaulting to the kit
+    checkout holding this package) when there is one. Otherwise, for ``--public`` only, a
+    student release's ``checks/<id>.toml``: in the submission directory, then in the CWD
+    (the grader installed from a wheel has no checkout). A graded run never reads checks from
+    the submission, which the student controls.
+    """
+    kit = Path(root or KIT_ROOT) / "assignments" / assignment_id / FILENAME
+    if root is not None or kit.is_file() or not _ASSIGNMENT_ID.fullmatch(assignment_id):
+        return load_assignment(assignment_id, root)
+    places = [p for p in (submission, Path.cwd()) if p is not None and p.is_dir()]
+    for place in places:
+        released = place / PUBLIC_DIR / f"{assignment_id}.toml"
+        if released.is_file():
+            if not public:
+                raise ConfigError(
+                    [
+                        f"{_show(released)} holds only the public checks of {assignment_id}: "
+                        "run `grade ... --public` (the graded run's checks are the instructor's)"
+                    ]
+                )
+            return load_assignment(released)
+    known = ", ".join(assignment_ids(root)) or "none"
+    raise ConfigError(
+        [
+            f"no assignment {assignment_id!r}: neither the kit's assignments/{assignment_id}/"
+            f"{FILENAME} (known: {known}) nor a student release's {PUBLIC_DIR}/{assignment_id}"
+            ".toml in "
+            + " or ".join(str(p) for p in places)
+            + "; in your repository, run `grade . --assignment "
+            f"{assignment_id} --public` from its top folder"
+        ]
+    )
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -307,10 +377,14 @@ class _Validator:
             head = {}
         self.unknown_keys(head, _ASSIGNMENT_KEYS, "assignment")
         a_id = self.string(head, "id", "assignment.id", pattern=_ASSIGNMENT_ID)
+        released = self.boolean(head, "released", "assignment.released", default=False)
         if a_id and path.parent.parent.name == "assignments" and a_id != path.parent.name:
             self.error("assignment.id", f"{a_id!r} does not match its folder {path.parent.name!r}")
+        if a_id and released and a_id != path.stem:
+            self.error("assignment.id", f"{a_id!r} does not match its file name {path.name!r}")
         title = self.string(head, "title", "assignment.title")
-        notebooks = self.notebooks(head, path.parent)
+        # a student's notebook may be missing: grading says so, the file is still valid
+        notebooks = self.notebooks(head, None if released else path.parent)
         time_limit = self.number(head, "time_limit", "assignment.time_limit")
         timeout = self.number(head, "timeout", "assignment.timeout", default=DEFAULT_TIMEOUT)
         seed = self.integer(head, "public_seed", "assignment.public_seed", minimum=0)
@@ -331,6 +405,8 @@ class _Validator:
                     f"checks[{i}].id", f"duplicate check id {check.id!r} (also checks[{first}])"
                 )
             first_seen.setdefault(check.id, i)
+            if released and check.hidden:
+                self.error(f"checks[{i}].visibility", "a released file holds public checks only")
             checks.append(check)
 
         if "total_points" in head:
@@ -346,6 +422,7 @@ class _Validator:
         return Assignment(
             id=a_id, title=title, notebooks=tuple(notebooks), time_limit=time_limit,  # type: ignore[arg-type]
             timeout=timeout, public_seed=seed, checks=tuple(checks), path=path,  # type: ignore[arg-type]
+            released=released,
         )  # fmt: skip
 
     def check(
@@ -506,7 +583,7 @@ class _Validator:
             "tests": None if tests is None else self.string(raw, "tests", f"{where}.tests"),
         }
 
-    def notebooks(self, head: dict[str, Any], folder: Path) -> list[str]:
+    def notebooks(self, head: dict[str, Any], folder: Path | None) -> list[str]:
         value = head.get("notebooks")
         if value is None:
             self.error(
@@ -521,7 +598,7 @@ class _Validator:
                 self.error(
                     f"assignment.notebooks[{i}]", f"must be a .ipynb file name, got {name!r}"
                 )
-            elif not (folder / name).is_file():
+            elif folder is not None and not (folder / name).is_file():
                 self.error(f"assignment.notebooks[{i}]", f"{name!r} not found in {_show(folder)}/")
         if len(set(value)) != len(value):
             self.error("assignment.notebooks", f"a notebook is listed twice: {value}")

@@ -29,6 +29,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "autograder.authoring.release",
     "autograder.authoring.reference",
     "autograder.authoring.image",
+    "autograder.authoring.datafetch",
 )
 
 EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE = 0, 1, 2

@@ -19,6 +19,7 @@ from autograder.grading.reports import (
     gradescope_results,
     render_html,
     render_markdown,
+    render_step_summary,
     render_terminal,
     write_reports,
 )
@@ -546,3 +547,47 @@ def test_terminal_broken(broken: GradingResult) -> None:
     out = render_terminal(broken, color=False)
     assert "ERROR: tapegrad could not be imported" in out
     assert "0.0/0.0" in out
+
+
+# ---- the CI job summary ($GITHUB_STEP_SUMMARY) ---------------------------------------------------
+
+
+def test_step_summary_folds_the_checks_that_lost_points(partial: GradingResult) -> None:
+    text = render_step_summary(partial)
+    assert text.startswith("## hw1: ")
+    folded = re.findall(r"<details><summary>(.*?)</summary>", text)
+    assert len(folded) == 2  # ops.mul (partial) and ops.softmax (error); not mnist.mlp
+    assert "grad_a has shape (3, 4)" in text and "not implemented" in text
+
+
+def test_step_summary_stays_under_its_limit_and_counts_what_it_left_out() -> None:
+    message = "x" * 4000
+    checks = [
+        CheckResult(
+            f"ops.c{i}",
+            f"check {i}",
+            1.0,
+            0.0,
+            cases=[CaseOutcome(f"case {j}", False, message) for j in range(5)],
+        )  # fmt: skip
+        for i in range(200)
+    ]
+    text = render_step_summary(_result(checks), limit=64 * 1024)
+    assert len(text.encode()) <= 64 * 1024
+    shown = text.count("<details>")
+    assert 0 < shown < 200
+    assert f"and {200 - shown} more checks that lost points" in text
+
+
+def test_grade_appends_the_step_summary_even_when_it_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autograder.cli import main
+
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert main([str(tmp_path / "missing"), "--assignment", "hw1"]) == 2
+    text = summary.read_text()
+    assert text.startswith("earlier step\n## hw1: ")
+    assert "does not exist" in text

@@ -7,6 +7,8 @@ The release is laid out as the student's repository root::
     hw1.ipynb ...              the student notebooks, made by `nbgrader generate_assignment`
     tests/                     public tests of this and the earlier assignments + conftest.py
     data/                      the bundled MNIST sample (tg.data.load_mnist's default)
+    checks/                    the public checks and their notebook answers, for
+                               `grade . --assignment ID --public` (autograder/public.py)
     README.md  pyproject.toml  .gitignore  .github/workflows/grade.yml  .gitlab-ci.yml
 
 Every release holds the whole starter, whatever the assignment: students keep one repository
@@ -44,6 +46,7 @@ from autograder.authoring.starter import (
 )
 from autograder.config import Assignment, assignment_ids, load_assignment
 from autograder.paths import SAMPLE
+from autograder.public import write_public_checks
 from autograder.worker.cells import graded_cells
 
 __all__ = [
@@ -229,13 +232,19 @@ def render_template(text: str, values: dict[str, str], name: str) -> str:
     return text
 
 
-def template_values(assignment: Assignment) -> dict[str, str]:
+def template_values(assignment: Assignment, grader: str = "") -> dict[str, str]:
+    """The placeholders' values; ``grader`` is the pip requirement students install the
+    autograder with (the course's wheel URL, say), or "" when the course gives it otherwise."""
     public_points = sum(c.points for c in assignment.public_checks)
+    if any(c in grader for c in "\"'\n$`\\"):
+        raise ReleaseError(f"--grader {grader!r}: quotes, $, ` and backslashes are not allowed")
     return {
         "ID": assignment.id,
         "TITLE": f"{assignment.id}: {assignment.title}",
         "NOTEBOOK_ROWS": ", ".join(f"`{n}`" for n in assignment.notebooks) or "(no notebook)",
         "FAIL_UNDER": f"{public_points:g}",
+        "GRADER": grader,
+        "GRADER_SHOWN": grader or "<the grader's pip requirement, from your course>",
     }
 
 
@@ -251,12 +260,12 @@ def public_test_files(assignment: Assignment, root: Path, templates: Path) -> li
 
 
 def render_files(
-    assignment: Assignment, root: Path, dest: Path, templates: Path = TEMPLATES
+    assignment: Assignment, root: Path, dest: Path, templates: Path = TEMPLATES, grader: str = ""
 ) -> None:
     """Write everything of the release but the notebooks into the empty directory ``dest``:
     the starter package, the rendered templates, the data."""
     generate_starter(root / "solution" / PACKAGE, dest / PACKAGE, assignments=None)
-    values = template_values(assignment)
+    values = template_values(assignment, grader)
     chosen = {
         p.relative_to(templates).as_posix()
         for p in templates.rglob("*")
@@ -272,10 +281,16 @@ def render_files(
             encoding="utf-8",
         )
     copy_bundled_data(root, dest)
+    write_public_checks(assignment, dest)
 
 
 def build_release(
-    assignment_id: str, root: Path, out: Path, force: bool = False, templates: Path = TEMPLATES
+    assignment_id: str,
+    root: Path,
+    out: Path,
+    force: bool = False,
+    templates: Path = TEMPLATES,
+    grader: str = "",
 ) -> list[str]:
     """Build, scan and write the release of ``assignment_id`` to ``out``; return its files.
 
@@ -295,7 +310,7 @@ def build_release(
             )
 
     def build(staging: Path) -> None:
-        render_files(assignment, root, staging, templates)
+        render_files(assignment, root, staging, templates, grader)
         refuse_leaks(staging)  # before nbgrader, so a leaking template fails fast
         generate_notebooks(assignment, staging)
         refuse_leaks(staging)
@@ -326,13 +341,21 @@ def register(
         "--out", type=Path, default=None, help="output directory (default: out/release-ID)"
     )
     parser.add_argument("--force", action="store_true", help="replace --out if it is not empty")
+    parser.add_argument(
+        "--grader",
+        default=os.environ.get("TAPEGRAD_GRADER", ""),
+        metavar="REQUIREMENT",
+        help="the pip requirement students install the autograder with (e.g. the URL of the "
+        "kit's wheel): written into the README and the CI files (default: $TAPEGRAD_GRADER; "
+        "without it, CI reads the repository variable TAPEGRAD_GRADER)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, root: Path) -> int:
     """Run ``kit release ID [--out DIR] [--force]``."""
     out = args.out if args.out is not None else root / "out" / f"release-{args.assignment}"
-    files = build_release(args.assignment, root, out, force=args.force)
+    files = build_release(args.assignment, root, out, force=args.force, grader=args.grader)
     print(f"release {args.assignment}: {len(files)} files in {out} (leak scan clean)")
     for group in _summary(files):
         print(f"  {group}")

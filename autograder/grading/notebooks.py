@@ -7,10 +7,16 @@ cell from the source notebook in ``assignments/`` (trusted) through the same cal
 (:data:`~autograder.worker.notebooks.CALLS`), so both sides are asked the same question. The
 nbgrader test cells (with their hidden asserts) stay with the instructor: they are never sent
 to the sandbox.
+
+A student release has no solution cell: for its public checks (a fixed seed, so fixed cases)
+``kit release`` records the solution's answers (:func:`record_answers`, plain JSON numbers) and
+``grade --public`` judges against them (:func:`recorded_reference`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -19,13 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from autograder.worker.notebooks import CALLS, EXPRESSIONS, Namespace, load_namespace
+from autograder.worker.notebooks import CALLS, EXPRESSIONS, load_namespace
 
 from .cases import Request, run_cases
 from .diagnose import Verdict, compare_values
 from .results import CaseOutcome
 
-__all__ = ["NOTEBOOK_PROBES", "run_notebook_check"]
+__all__ = [
+    "NOTEBOOK_PROBES",
+    "Reference",
+    "record_answers",
+    "recorded_reference",
+    "run_notebook_check",
+    "solution_reference",
+]
 
 Case = tuple[str, dict[str, Any], list[np.ndarray]]
 
@@ -105,21 +118,83 @@ NOTEBOOK_PROBES: dict[str, NotebookProbe] = {
 }
 
 
+# What the right answer to a case is: (label, params, inputs) -> the expected arrays.
+Reference = Callable[[str, dict[str, Any], list[np.ndarray]], list[np.ndarray]]
+
+
+def solution_reference(source_notebook: Path, grade_id: str, function: str) -> Reference:
+    """Answers computed by the instructor's solution cell (``source_notebook`` is trusted)."""
+    namespace = load_namespace(source_notebook, grade_id)
+    call = CALLS[function]
+
+    def answer(label: str, params: dict[str, Any], arrays: list[np.ndarray]) -> list[np.ndarray]:
+        return call(namespace, params, [a.copy() for a in arrays])
+
+    return answer
+
+
+def _case_digest(params: dict[str, Any], arrays: list[np.ndarray]) -> str:
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for a in arrays:
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
+
+
+def _encode(a: np.ndarray) -> dict[str, Any]:
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.ravel().tolist()}
+
+
+def _decode(item: Any) -> np.ndarray:
+    dtype = np.dtype(item["dtype"])
+    if dtype.kind not in "biuf":
+        raise ValueError(f"a recorded answer of dtype {dtype} (numbers only)")
+    return np.asarray(item["data"], dtype=dtype).reshape(item["shape"])
+
+
+def record_answers(
+    source_notebook: Path, grade_id: str, function: str, rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    """The instructor's answers to the cases ``rng`` draws, as JSON data (for a student
+    release, whose public checks have a fixed seed and no solution cell to ask)."""
+    answer = solution_reference(source_notebook, grade_id, function)
+    return [
+        {
+            "label": label,
+            "case": _case_digest(params, arrays),
+            "expected": [_encode(np.asarray(e)) for e in answer(label, params, arrays)],
+        }
+        for label, params, arrays in NOTEBOOK_PROBES[function].cases(rng)
+    ]
+
+
+def recorded_reference(answers: list[dict[str, Any]], where: str) -> Reference:
+    """Answers read back from :func:`record_answers`' data; a case the record does not hold
+    (another grader version drew other cases) is an error naming ``where``."""
+    by_case = {item["case"]: item for item in answers}
+
+    def answer(label: str, params: dict[str, Any], arrays: list[np.ndarray]) -> list[np.ndarray]:
+        item = by_case.get(_case_digest(params, arrays))
+        if item is None:
+            raise ValueError(
+                f"{where} has no answer for the case {label!r}: it was written for another "
+                "version of the grader; install the version your course gives you"
+            )
+        return [_decode(e) for e in item["expected"]]
+
+    return answer
+
+
 def run_notebook_check(
     request: Request,
-    source_notebook: Path,
+    reference: Reference,
     notebook: str,
     grade_id: str,
     function: str,
     rng: np.random.Generator,
 ) -> list[CaseOutcome]:
-    """Every case of one notebook check; ``source_notebook`` is the instructor's."""
-    if function not in NOTEBOOK_PROBES:
-        raise KeyError(
-            f"no notebook probe for function {function!r}; known: {', '.join(NOTEBOOK_PROBES)}"
-        )
+    """Every case of one notebook check, judged against ``reference``'s answers."""
     probe = NOTEBOOK_PROBES[function]
-    reference = load_namespace(source_notebook, grade_id)
     header = {"type": "notebook", "notebook": notebook, "grade_id": grade_id, "function": function}
     plan = [
         (label, partial(_run_case, probe, reference, header, label, params, arrays))
@@ -130,15 +205,14 @@ def run_notebook_check(
 
 def _run_case(
     probe: NotebookProbe,
-    reference: Namespace,
+    reference: Reference,
     header: dict[str, Any],
     label: str,
     params: dict[str, Any],
     arrays: list[np.ndarray],
     request: Request,
 ) -> tuple[Verdict, str]:
-    call = CALLS[header["function"]]
-    expected = call(reference, params, [a.copy() for a in arrays])
+    expected = reference(label, params, arrays)
     _, got = request({**header, "params": params}, arrays)
     return _judge(got, expected, probe), label
 

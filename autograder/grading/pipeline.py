@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import platform
 import shutil
 import time
@@ -26,13 +27,13 @@ from typing import Any
 import numpy as np
 
 from autograder import __version__
-from autograder.config import Assignment, CheckConfig, load_assignment
+from autograder.config import Assignment, CheckConfig, find_assignment
 from autograder.paths import KIT_ROOT, PACKAGE, SAMPLE
 
 from .cases import Request
 from .channel import Limits, WorkerCrashed, WorkerError
 from .collect import Submission, SubmissionError, collect
-from .notebooks import run_notebook_check
+from .notebooks import recorded_reference, run_notebook_check, solution_reference
 from .ops import run_op_check
 from .results import CaseOutcome, CheckResult, GradingResult
 from .sandbox import make_sandbox
@@ -114,7 +115,7 @@ def _run_train(
 ) -> Outcome:
     # the kit's own sample (beside the assignments graded), unless MNIST_DIR names other data;
     # the test labels stay in this process
-    sample = a.directory.parents[1] / SAMPLE
+    sample = a.data_root / SAMPLE
     name, train, (test_x, test_y) = load_dataset(default=sample)
     return run_train_check(request, check, name, train, test_x, test_y, check.timeout)
 
@@ -123,11 +124,30 @@ def _run_notebook(
     request: Request, check: CheckConfig, a: Assignment, rng: np.random.Generator
 ) -> Outcome:
     assert check.notebook and check.grade_id and check.function
-    source = a.directory / check.notebook  # the instructor's notebook: the trusted reference
+    if a.answers_path is None:  # the instructor's notebook: the trusted reference
+        reference = solution_reference(
+            a.notebook_dir / check.notebook, check.grade_id, check.function
+        )
+    else:  # a student release: the answers recorded for the public cases
+        reference = recorded_reference(_recorded(a.answers_path, check.id), a.answers_path.name)
     outcomes = run_notebook_check(
-        request, source, check.notebook, check.grade_id, check.function, rng
+        request, reference, check.notebook, check.grade_id, check.function, rng
     )
     return outcomes, {}
+
+
+def _recorded(path: Path, check_id: str) -> list[dict[str, Any]]:
+    """One check's answers from a release's ``checks/<id>.answers.json``."""
+    try:
+        answers = json.loads(path.read_text(encoding="utf-8"))["checks"][check_id]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path.name}: no answers for {check_id} ({type(exc).__name__}: {exc}); "
+            "restore the file from your release"
+        ) from None
+    if not isinstance(answers, list):
+        raise ValueError(f"{path.name}: the answers of {check_id} are not a list")
+    return answers
 
 
 RUNNERS: dict[str, Runner] = {
@@ -168,7 +188,14 @@ def grade_submission(
     """Grade one submission (a directory, a .zip or a notebook) against ``assignment``."""
     options = options or GradeOptions()
     root = options.root or KIT_ROOT
-    a = assignment if isinstance(assignment, Assignment) else load_assignment(assignment, root)
+    if isinstance(assignment, Assignment):
+        a = assignment
+    else:
+        a = find_assignment(
+            assignment, root=options.root, submission=Path(source), public=options.public
+        )
+    if a.released and not options.public:
+        raise ValueError(f"{a.path} holds only public checks: grade it with --public")
     started = time.monotonic()
     sandbox = make_sandbox(options.sandbox, options.limits)
     seeds: SeedSource = (

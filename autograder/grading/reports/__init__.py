@@ -4,7 +4,8 @@
 * ``report.md`` and ``report.html`` for students and instructors (:mod:`.markdown`,
   :mod:`.html`),
 * ``junit.xml`` for CI test reports (:mod:`.junit`),
-* the summary ``grade`` prints (:mod:`.terminal`).
+* the summary ``grade`` prints (:mod:`.terminal`), and the one it appends to a CI job's
+  ``$GITHUB_STEP_SUMMARY`` (:func:`.markdown.render_step_summary`).
 
 Each renderer is a pure function from the result to text; :func:`write_reports` writes the
 files, each atomically, so that a killed run leaves every report whole or absent.
@@ -19,7 +20,7 @@ from autograder.grading.reports._common import atomic_write_text
 from autograder.grading.reports.gradescope import gradescope_results, render_gradescope
 from autograder.grading.reports.html import render_html
 from autograder.grading.reports.junit import render_junit
-from autograder.grading.reports.markdown import render_markdown
+from autograder.grading.reports.markdown import render_markdown, render_step_summary
 from autograder.grading.reports.terminal import render_terminal
 from autograder.grading.results import GradingResult
 
@@ -31,6 +32,7 @@ __all__ = [
     "render_html",
     "render_junit",
     "render_markdown",
+    "render_step_summary",
     "render_terminal",
     "write_reports",
 ]

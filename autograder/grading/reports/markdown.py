@@ -31,7 +31,13 @@ from autograder.grading.reports._common import (
 )
 from autograder.grading.results import CheckResult, GradingResult
 
-__all__ = ["render_markdown", "check_feedback_md", "submission_summary_md"]
+__all__ = [
+    "STEP_SUMMARY_LIMIT",
+    "check_feedback_md",
+    "render_markdown",
+    "render_step_summary",
+    "submission_summary_md",
+]
 
 STATUS_MD = {
     "passed": "✅ passed",
@@ -215,3 +221,34 @@ def render_markdown(result: GradingResult) -> str:
             lines += _check_section(check)
     lines += _footer(result)
     return "\n".join(lines)
+
+
+# GitHub refuses a step summary over 1 MiB; stay well below it with what other steps wrote
+STEP_SUMMARY_LIMIT = 512 * 1024
+
+
+def render_step_summary(result: GradingResult, limit: int = STEP_SUMMARY_LIMIT) -> str:
+    """A CI job's summary (``$GITHUB_STEP_SUMMARY``): the score, the table of checks, and each
+    check that lost points folded in a ``<details>`` block, as many as fit in ``limit`` bytes
+    (the rest are counted: the whole report is in the job's artifacts)."""
+    score, max_score = result.score, result.max_score
+    lines = [f"## {md_inline(result.assignment)}: {points(score)} / {points(max_score)}", ""]
+    for block in _alerts(result):
+        lines += [block, ""]
+    if result.checks:
+        lines += _summary_table(result)[2:]  # without its "## Summary" heading
+    text = "\n".join(lines) + "\n"
+    lost = [c for c in result.checks if display_status(c) != "passed"]
+    left_out = 0
+    for check in lost:
+        block = (
+            f"<details><summary>{md_inline(check_title(check))}: {points(check.score)} / "
+            f"{points(check.max_score)}</summary>\n\n{check_feedback_md(check)}\n\n</details>\n"
+        )
+        if len((text + block).encode()) > limit - 200:
+            left_out += 1
+            continue
+        text += block
+    if left_out:
+        text += f"\n… and {left_out} more checks that lost points: see report.md\n"
+    return text + "\n"
