@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="grade",
         description="Grade a tapegrad submission (a directory, a .zip or a notebook).",
+        epilog="A whole class: grade batch DIR --assignment ID --out OUT [-j N] [--resume] "
+        "(grade batch --help).",
     )
     p.add_argument("submission", type=Path, help="the submission: a directory, .zip or .ipynb")
     p.add_argument("--assignment", "-a", required=True, help="assignment id, e.g. hw1")
@@ -106,6 +108,11 @@ def _refuse(args: argparse.Namespace, message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["batch"]:  # a submission folder called batch: grade ./batch
+        from .batch.cli import main as batch
+
+        return batch(argv[1:])
     args = _parser().parse_args(argv)
     if not args.submission.exists():
         return _refuse(args, f"submission {args.submission} does not exist")
