@@ -1,6 +1,8 @@
 """``grade batch``: the layouts instructors have, a real class graded in parallel under the
 default sandbox, the gradebook files, ``--resume`` (after a real SIGKILL of a running batch),
-and grader errors recorded apart from scores."""
+grader errors recorded apart from scores; and ``--dask`` on real ``dask scheduler`` and
+``dask worker`` processes on loopback (the same gradebook as the local pool, a worker killed
+mid-batch, a grader error retried by Dask then recorded)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import distributed
 import pytest
 
 from autograder.batch.cli import main as batch_main
@@ -277,3 +281,108 @@ def test_a_batch_killed_with_sigkill_resumes_to_the_same_gradebook(
     assert stamps == {s: (killed / s / "batch.json").stat().st_mtime_ns for s in published}
     assert _gradebook(killed) == _gradebook(whole)
     assert not (killed / ".work").exists() or not any((killed / ".work").iterdir())
+
+
+# ---- on a Dask cluster ---------------------------------------------------------------------
+
+DASK = Path(sys.executable).with_name("dask")
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(DASK), *args], stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[dict[str, object]]:
+    """A scheduler and two single-threaded workers (no nanny: a kill is a kill)."""
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler = _start(
+        ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+         "--scheduler-file", str(scheduler_file)],
+        tmp_path / "scheduler.log",
+    )  # fmt: skip
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for name in ("w1", "w2"):
+            workers.append(
+                _start(
+                    [
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--no-nanny",
+                        "--no-dashboard",
+                        "--name",
+                        name,
+                    ],
+                    tmp_path / f"{name}.log",
+                )  # fmt: skip
+            )
+        with distributed.Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield {"address": address, "workers": workers, "log": tmp_path / "scheduler.log"}
+    finally:
+        for process in [*workers, scheduler]:
+            _stop(process)
+
+
+def _totals(out: Path) -> dict[str, tuple[str, str]]:
+    rows = csv.DictReader(io.StringIO((out / "gradebook.csv").read_text()))
+    return {r["student"]: (r["total"], r["status"]) for r in rows}
+
+
+def test_a_class_on_a_dask_cluster_with_a_worker_killed_mid_batch(
+    cluster: dict, sources: dict[str, Path], tmp_path: Path
+) -> None:
+    klass = make_class(sources, tmp_path / "class", size=10)
+    local = tmp_path / "local"
+    assert batch_main([str(klass), "--assignment", ID, "--out", str(local), "-j", "2"]) == 0
+
+    out = tmp_path / "dask"
+    batch = subprocess.Popen(
+        [sys.executable, "-m", "autograder.cli", "batch", str(klass), "--assignment", ID,
+         "--out", str(out), "--dask", str(cluster["address"])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*/batch.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed = cluster["workers"][0]
+    _stop(killed)  # mid-batch: it was grading a submission
+    stdout, stderr = batch.communicate(timeout=300)
+    assert batch.returncode == 0, stderr[-3000:]
+    assert "grading 10 on the Dask cluster" in stdout
+    assert _totals(out) == _totals(local)
+    assert len(list(out.glob("*/results.json"))) == 10
+    log = Path(str(cluster["log"])).read_text()
+    assert "Remove worker" in log, log[-2000:]  # the scheduler saw it die, and moved on
+
+
+def test_a_grader_error_on_the_cluster_is_retried_then_recorded_apart(
+    cluster: dict, sources: dict[str, Path], tmp_path: Path
+) -> None:
+    klass = tmp_path / "class"
+    klass.mkdir()
+    (klass / "alice.ipynb").write_bytes((sources["reference"] / "hw1.ipynb").read_bytes())
+    out = tmp_path / "out"
+    args = [str(klass), "--assignment", ID, "--out", str(out), "--dask", str(cluster["address"])]
+    assert batch_main([*args, "--timeout", "0.05"]) == 1
+    record = json.loads((out / "alice" / "batch.json").read_text())
+    assert record["status"] == GRADER_ERROR and record["attempts"] == 2
+    assert "InfrastructureError" in record["error"] and "ran past" in record["error"]
+    assert batch_main([*args, "--resume"]) == 0
+    assert _totals(out)["alice"][1] == "graded"
