@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_ops.py
 	$(PY) bench/bench_mlp.py
 	$(PY) bench/bench_grade.py
+	$(PY) bench/bench_batch.py
 
 starter: $(STAMP)
 	$(VENV)/bin/kit starter

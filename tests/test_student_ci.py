@@ -260,3 +260,17 @@ def test_the_release_carries_the_public_checks_and_nothing_hidden(kit: dict[str,
     answers = json.loads((kit["release"] / "checks" / f"{ASSIGNMENT}.answers.json").read_text())
     notebook_checks = {c.id for c in a.public_checks if c.kind == "notebook"}
     assert set(answers["checks"]) == notebook_checks
+
+
+def test_the_student_readme_goes_in_the_order_a_student_works(kit: dict[str, Path]) -> None:
+    text = (kit["release"] / "README.md").read_text()
+    headings = re.findall(r"^## \d\. (.+)$", text, flags=re.M)
+    assert headings[:5] == [
+        "Set up",
+        "Run the public tests",
+        "Run the public checks",
+        "Read the report",
+        "Hand in",
+    ]
+    assert f"grade . --assignment {ASSIGNMENT} --public" in text
+    assert "@@" not in text

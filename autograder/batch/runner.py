@@ -102,15 +102,18 @@ def fingerprint(source: Path) -> str:
     """SHA-256 over a submission's content (a folder's relative paths and bytes, caches
     skipped; a file's bytes): the same hand-in gives the same fingerprint."""
     digest = hashlib.sha256()
-    if source.is_dir():
-        for path in sorted(source.rglob("*")):
-            rel = path.relative_to(source)
-            if any(part in SKIP for part in rel.parts) or not path.is_file():
-                continue
-            digest.update(rel.as_posix().encode() + b"\0")
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    elif source.is_file():
-        digest.update(source.read_bytes())
+    try:
+        if source.is_dir():
+            for path in sorted(source.rglob("*")):
+                rel = path.relative_to(source)
+                if any(part in SKIP for part in rel.parts) or not path.is_file():
+                    continue
+                digest.update(rel.as_posix().encode() + b"\0")
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+        elif source.is_file():
+            digest.update(source.read_bytes())
+    except OSError as exc:  # graded anyway: grade's reports say what cannot be read
+        return f"unreadable: {exc}"
     return "sha256:" + digest.hexdigest()
 
 
@@ -206,7 +209,20 @@ def work_folder(out: Path, key: str) -> Path:
 
 
 def grade_entry(entry: Entry, out: Path, spec: GradeSpec) -> Record:
-    """Grade ``entry`` (retrying a grader error once) and publish ``OUT/<key>/``."""
+    """Grade ``entry`` (retrying a grader error once) and publish ``OUT/<key>/``; whatever
+    goes wrong becomes this entry's grader error, never the batch's end."""
+    try:
+        return _grade_entry(entry, out, spec)
+    except Exception as exc:  # a full disk, a vanished OUT: record it if we still can
+        staged = work_folder(out, entry.key)
+        error = f"the batch could not grade this submission: {type(exc).__name__}: {exc}"
+        record = make_record(entry, "", GRADER_ERROR, error, 0.0, 1, staged)
+        (staged / RECORD).write_text(record.to_json(), encoding="utf-8")
+        publish(staged, out / entry.key)
+        return record
+
+
+def _grade_entry(entry: Entry, out: Path, spec: GradeSpec) -> Record:
     content = fingerprint(entry.source)
     started = time.monotonic()
     staged = work_folder(out, entry.key)
