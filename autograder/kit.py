@@ -29,6 +29,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "autograder.authoring.release",
     "autograder.authoring.reference",
     "autograder.authoring.image",
+    "autograder.audit.run",
     "autograder.authoring.datafetch",
 )
 

@@ -40,6 +40,7 @@ __all__ = [
     "check_starter",
     "generate_starter",
     "render_package",
+    "solution_blocks",
     "strip_solutions",
 ]
 
@@ -133,6 +134,12 @@ def strip_solutions(
     result = "".join(out)
     _check_result(result, origin, replaced, filename)
     return result
+
+
+def solution_blocks(source: str, filename: str = "<string>") -> list[tuple[str, int, int]]:
+    """The solution blocks of ``source`` as (assignment id, BEGIN line, END line), 1-based;
+    raises :class:`MarkerError` for malformed markers."""
+    return [(b.assignment, b.begin, b.end) for b in _find_blocks(source, filename)]
 
 
 def _split_lines(source: str) -> list[str]:

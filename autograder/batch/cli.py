@@ -33,8 +33,8 @@ from autograder.grading.pipeline import suite_hash
 from autograder.grading.sandbox import ALIASES, LEVELS, make_sandbox
 
 from .gradebook import render_summary, write_gradebook
+from .progress import Progress
 from .runner import (
-    GRADED,
     WORK,
     GradeSpec,
     Record,
@@ -80,45 +80,6 @@ def _parser() -> argparse.ArgumentParser:
         f"the assignment's time_limit + {MARGIN:g})",
     )
     return p
-
-
-class _Display:
-    """A live progress bar (done/total, grader errors, rate, ETA) on a terminal; silent
-    otherwise."""
-
-    def __init__(self, total: int, stream: IO[str]) -> None:
-        self.started = time.monotonic()
-        self.errors = 0
-        self.progress: Any = None
-        if total and stream.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("grading"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[errors]} grader errors"),
-                TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
-                console=Console(file=stream),
-            )  # fmt: skip
-            self.task = self.progress.add_task("grading", total=total, errors=0, rate="")
-            self.progress.start()
-
-    def advance(self, record: Record) -> None:
-        self.errors += record.status != GRADED
-        if self.progress is not None:
-            done = self.progress.tasks[0].completed + 1
-            rate = 60 * done / max(time.monotonic() - self.started, 1e-9)
-            self.progress.update(self.task, advance=1, errors=self.errors, rate=f"{rate:.1f}/min")
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 def _lock(out: Path) -> IO[str]:
@@ -184,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
             flush=True,
         )
         started = time.monotonic()
-        display = _Display(len(todo), sys.stderr)
+        display = Progress(len(todo), sys.stderr)
         try:
             for record in _records(todo, out, spec, args, contents, suite):
                 display.advance(record)
