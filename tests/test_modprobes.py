@@ -59,7 +59,7 @@ def _patched(**changes: Any) -> SimpleNamespace:
 def test_every_probe_named_in_the_assignments_exists() -> None:
     named = {
         c.probe
-        for hw in ("hw2", "hw3")
+        for hw in ("hw1", "hw2", "hw3")
         for c in load_assignment(hw, REPO).checks
         if c.kind == "module"
     }
@@ -258,6 +258,14 @@ def _kaiming_no_gain(t: Any, a: float = 0.0, mode: str = "fan_in", nonlinearity:
     return tg.nn.init.uniform_(t, -bound, bound)
 
 
+def _forward_difference(f: Any, x: Any, v: Any, eps: float) -> Any:
+    return (f(x + eps * v) - f(x)) / eps
+
+
+def _not_halved(f: Any, x: Any, v: Any, eps: float) -> Any:
+    return (f(x + eps * v) - f(x - eps * v)) / eps
+
+
 PLANTED = [  # probe, patches, expected bug class, words in the message
     ("dropout", {"nn.Dropout": NoScaleDropout}, "dropout_scaling", "not scaled"),
     ("dropout", {"nn.Dropout": EvalDropout}, "train_eval_mode", "eval mode"),
@@ -280,6 +288,10 @@ PLANTED = [  # probe, patches, expected bug class, words in the message
     ("maxpool2d", {"nn.MaxPool2d": AverageGradientPool}, "wrong_gradient", "whole window"),
     ("module", {"nn.Module": ShallowModule}, "module_structure", "missed blocks.0.lin.bias"),
     ("module", {"nn.Module": ShallowModule}, "train_eval_mode", "after eval()"),
+    ("central_difference", {"gradcheck.central_difference": _forward_difference},
+     "forward_difference", "O(eps)"),
+    ("central_difference", {"gradcheck.central_difference": _not_halved},
+     "constant_factor", "2 * eps"),
 ]  # fmt: skip
 
 

@@ -54,7 +54,7 @@ _MESSAGE_CONTEXTS = (ast.Raise, ast.Assert, ast.JoinedStr)
 class Mutant:
     """One mutant: the files it changes (path under ``tapegrad/`` -> whole new text)."""
 
-    id: str  # stable: "ops.py:212:15:arithmetic" (or "catalogue:<bug id>")
+    id: str  # stable: "ops.py:Mul.backward:arithmetic:gy * b" (or "catalogue:<bug id>")
     operator: str
     file: str
     line: int
@@ -124,6 +124,16 @@ def _parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:
     return {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
 
 
+def _qualname(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> str:
+    """``Mul.backward`` for a node inside that method (``<module>`` outside any)."""
+    names = []
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+    return ".".join(reversed(names)) or "<module>"
+
+
 def _message_context(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
     while node in parents:
         node = parents[node]
@@ -148,6 +158,7 @@ def _file_mutants(text: str, rel: str, assignment: str) -> Iterator[Mutant]:
     tree = ast.parse(text)
     parents = _parents(tree)
     lines = text.splitlines(keepends=True)
+    seen: dict[str, int] = {}
     for node in ast.walk(tree):
         line, end = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
         if line is None or end is None or not any(b < line and end < e for b, e in ranges):
@@ -171,8 +182,11 @@ def _file_mutants(text: str, rel: str, assignment: str) -> Iterator[Mutant]:
                 if _message_context(target, parents)
                 else None
             )
+            # stable across edits elsewhere in the file: where, what, and which occurrence
+            where = f"{rel}:{_qualname(target, parents)}:{operator}:{' '.join(before.split())}"
+            seen[where] = seen.get(where, 0) + 1
             yield Mutant(
-                id=f"{rel}:{target.lineno}:{target.col_offset}:{operator}",
+                id=where if seen[where] == 1 else f"{where}#{seen[where]}",
                 operator=operator,
                 file=rel,
                 line=target.lineno,

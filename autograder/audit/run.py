@@ -13,7 +13,7 @@ and line. A survivor is *likely equivalent* when the mutation only changes a mes
 heuristic) or when ``assignments/<ID>/audit.toml`` says so, with the instructor's reason::
 
     [[equivalent]]
-    mutant = "ops.py:412:26:constant"
+    mutant = "ops.py:Pow.backward:comparison:a.data > 0"
     reason = "the fast path for a scalar exponent gives the same result"
 """
 

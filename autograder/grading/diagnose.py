@@ -39,6 +39,10 @@ BUG_CLASSES: dict[str, str] = {
     ),
     "sign_flipped": "the gradient has the wrong sign",
     "constant_factor": "the gradient is off by a constant factor",
+    "forward_difference": (
+        "a forward difference (f(x + eps v) - f(x)) / eps, whose error is O(eps): use the "
+        "central difference (f(x + eps v) - f(x - eps v)) / (2 eps), whose error is O(eps**2)"
+    ),
     "nan_inf": "NaN or inf in the result",
     "unstable_softmax": (
         "NaN or inf from an unstable softmax/logsumexp: subtract the maximum before exp"

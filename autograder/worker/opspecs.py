@@ -123,6 +123,7 @@ BINARY = (
     Case(((), (2, 3)), "scalar with matrix"),
     Case(((2, 3), ()), "matrix with scalar"),
     Case(((2, 1, 4), (3, 1)), "3-d broadcast both ways"),
+    Case(((4, 1), (1, 4, 2)), "a size-1 axis broadcast to 2, under a new leading axis"),
     Case(((40, 50), (50,)), "large (directional check)"),
 )
 
@@ -147,6 +148,7 @@ MATMUL = (
     Case(((3, 4), (4, 5)), "non-square"),
     Case(((2, 3, 4), (4, 2)), "batched @ matrix (broadcast)"),
     Case(((2, 3, 4), (2, 4, 5)), "batched"),
+    Case(((3, 4), (2, 4, 5)), "matrix @ batched (a broadcast over the batch)"),
     Case(((4,), (4, 3)), "vector @ matrix"),
     Case(((3, 4), (4,)), "matrix @ vector"),
     Case(((30, 40), (40, 20)), "large (directional check)"),
@@ -398,7 +400,11 @@ SPECS: tuple[OpSpec, ...] = (
         "where",
         lambda tg, a, b: tg.where(a > 0, a, b),
         lambda a, b: np.asarray(np.where(a > 0, a, b)),
-        (Case(((3, 4), (3, 4)), "same shape"), Case(((3, 4), (4,)), "broadcast b")),
+        (
+            Case(((3, 4), (3, 4)), "same shape"),
+            Case(((3, 4), (4,)), "broadcast b"),
+            Case(((3, 1), (3, 4)), "broadcast a (and the condition)"),
+        ),
         ("nonzero", "normal"),
         smooth=False,
         topic="shapes",

@@ -14,6 +14,7 @@ from ..diagnose import Verdict
 from ..results import CaseOutcome
 from .base import ModuleProbe, Outputs
 from .conv import CONV2D_PROBE, MAXPOOL2D_PROBE
+from .gradcheck import CENTRAL_DIFFERENCE_PROBE
 from .init import KAIMING_PROBE, XAVIER_PROBE
 from .layers import DROPOUT_PROBE, LINEAR_PROBE
 from .losses import CROSS_ENTROPY_PROBE, MSE_PROBE
@@ -38,6 +39,7 @@ _PROBES = (
     KAIMING_PROBE,
     CONV2D_PROBE,
     MAXPOOL2D_PROBE,
+    CENTRAL_DIFFERENCE_PROBE,
 )
 
 PROBES: dict[str, ModuleProbe] = {p.name: p for p in _PROBES}

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import conv, init, layers, losses, normalization, optim, structure
+from . import conv, gradcheck, init, layers, losses, normalization, optim, structure
 
 __all__ = ["RUNS", "module_handler"]
 
@@ -38,6 +38,7 @@ RUNS: dict[str, Run] = {
     "kaiming": init.run_init,
     "conv2d": conv.run_conv2d,
     "maxpool2d": conv.run_maxpool2d,
+    "central_difference": gradcheck.run_central_difference,
 }
 
 
