@@ -95,7 +95,7 @@ def test_cases_are_reproducible_and_json() -> None:
             a = probe.make_case(np.random.default_rng(5), v)
             b = probe.make_case(np.random.default_rng(5), v)
             assert json.loads(json.dumps(a[0])) == a[0] == b[0]
-            assert all(np.array_equal(x, y) for x, y in zip(a[1], b[1]))
+            assert all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a[1], b[1]))
             assert len(a[0]["outputs"]) == len(probe.reference(a[0], a[1]))
 
 
@@ -266,6 +266,17 @@ def _not_halved(f: Any, x: Any, v: Any, eps: float) -> Any:
     return (f(x + eps * v) - f(x - eps * v)) / eps
 
 
+class TiesImproveStopping(tg.optim.EarlyStopping):
+    def step(self, metric: Any) -> bool:
+        value = float(metric)
+        sign = 1.0 if self.mode == "min" else -1.0
+        if sign * value <= sign * (self.best - sign * self.min_delta):
+            self.best, self.num_bad_steps = value, 0
+        else:
+            self.num_bad_steps += 1
+        return self.should_stop
+
+
 PLANTED = [  # probe, patches, expected bug class, words in the message
     ("dropout", {"nn.Dropout": NoScaleDropout}, "dropout_scaling", "not scaled"),
     ("dropout", {"nn.Dropout": EvalDropout}, "train_eval_mode", "eval mode"),
@@ -288,6 +299,8 @@ PLANTED = [  # probe, patches, expected bug class, words in the message
     ("maxpool2d", {"nn.MaxPool2d": AverageGradientPool}, "wrong_gradient", "whole window"),
     ("module", {"nn.Module": ShallowModule}, "module_structure", "missed blocks.0.lin.bias"),
     ("module", {"nn.Module": ShallowModule}, "train_eval_mode", "after eval()"),
+    ("early_stopping", {"optim.EarlyStopping": TiesImproveStopping}, "wrong_forward",
+     "strictly better"),
     ("central_difference", {"gradcheck.central_difference": _forward_difference},
      "forward_difference", "O(eps)"),
     ("central_difference", {"gradcheck.central_difference": _not_halved},

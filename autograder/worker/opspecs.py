@@ -155,6 +155,15 @@ MATMUL = (
 )
 
 
+def _labels(shape: tuple[int, ...]) -> np.ndarray:
+    """Fixed labels for a cross-entropy case of logits ``shape``: every class appears."""
+    return np.arange(shape[0], dtype=np.int64) * 7 % shape[1]
+
+
+def _log_softmax_rows(z: np.ndarray) -> np.ndarray:
+    return z - _rows(z, axis=1)
+
+
 def _rows(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """Numerically stable logsumexp with keepdims, for the references below."""
     m = np.max(x, axis=axis, keepdims=True)
@@ -450,6 +459,42 @@ SPECS: tuple[OpSpec, ...] = (
         (Case(((), ()), "scalars"), Case(((6,), (6,)), "vectors")),
         ("positive", "normal"),
         topic="chain rule",
+    ),
+    # hw2: the fused functions of tapegrad.nn.functional, whose backward and jvp rules are
+    # written by hand (a fast first-order path, and one built from ops for create_graph)
+    OpSpec(
+        "linear",
+        lambda tg, x, w, b: tg.nn.functional.linear(x, w, b),
+        lambda x, w, b: x @ np.swapaxes(w, -1, -2) + b,
+        (
+            Case(((5, 4), (3, 4), (3,)), "batch 5, 4 -> 3"),
+            Case(((2, 5, 4), (3, 4), (3,)), "a (2, 5, 4) input: the leading axes are a batch"),
+        ),
+        ("normal", "normal", "normal"),
+        assignment="hw2",
+        topic="layers",
+    ),
+    OpSpec(
+        "cross_entropy",
+        lambda tg, z: tg.nn.functional.cross_entropy(z, _labels(z.shape)),
+        lambda z: -np.mean(_log_softmax_rows(z)[np.arange(z.shape[0]), _labels(z.shape)]),
+        (Case(((6, 4),), "6 samples, 4 classes"), Case(((1, 3),), "a single sample")),
+        ("logits",),
+        assignment="hw2",
+        topic="losses",
+    ),
+    OpSpec(
+        "flatten",
+        lambda tg, x: tg.nn.functional.flatten(x),
+        lambda x: x.reshape(x.shape[0], -1),
+        (
+            Case(((2, 3, 4, 5),), "(N, C, H, W) -> (N, C*H*W)"),
+            Case(((3, 2, 2),), "(N, H, W) -> (N, H*W)"),
+        ),
+        ("normal",),
+        assignment="hw2",
+        smooth=False,  # linear in x: the gradient does not depend on x, no graph to check
+        topic="layers",
     ),
 )
 

@@ -356,3 +356,96 @@ CLIP_GRAD_NORM_PROBE = ModuleProbe(
         ),
     ),
 )
+
+
+# ---- early stopping ------------------------------------------------------------------------------
+
+_EARLY: tuple[dict[str, Any], ...] = (
+    {
+        "label": "min mode, patience 3: a validation loss that improves, ties, then stalls",
+        "mode": "min", "patience": 3, "min_delta": 0.0,
+        "values": [2.0, 1.5, 1.25, 1.25, 1.375, 1.0, 1.125, 1.25, 1.5, 1.75],
+    },
+    {
+        "label": "max mode (an accuracy), min_delta 0.125: a gain of exactly min_delta is none",
+        "mode": "max", "patience": 2, "min_delta": 0.125,
+        "values": [0.25, 0.375, 0.5625, 0.625, 0.75, 0.875, 0.875, 0.9375],
+    },
+    {
+        "label": "patience 0: stop at the first check without improvement",
+        "mode": "min", "patience": 0, "min_delta": 0.0, "values": [3.0, 2.0, 2.5, 1.0],
+    },
+    {
+        "label": "a NaN loss is never an improvement",
+        "mode": "min", "patience": 2, "min_delta": 0.0,
+        "values": [1.0, 0.5, math.nan, 0.25, math.nan, math.nan, 0.125],
+    },
+    {
+        "label": "a noisy loss over 20 epochs, patience 4",
+        "mode": "min", "patience": 4, "min_delta": 0.001, "values": None,
+    },
+)  # fmt: skip
+
+
+def _early_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
+    row = _EARLY[v]
+    values = row["values"]
+    if values is None:  # a decreasing trend, then noise around a floor
+        values = (2.0 * np.exp(-np.arange(20) / 4.0) + 0.05 * rng.standard_normal(20)).tolist()
+    params = {
+        "variant": v, "mode": row["mode"], "patience": row["patience"],
+        "min_delta": row["min_delta"],
+        "outputs": ["what step() returned (1: stop)", "best", "num_bad_steps"],
+        "about": f"EarlyStopping(patience={row['patience']}, min_delta={row['min_delta']}, "
+        f"mode={row['mode']!r}) stepped on {len(values)} values",
+    }  # fmt: skip
+    return params, [np.array(values, dtype=np.float64)]
+
+
+def _early_ref(
+    p: Params, arrays: Arrays, *, ties_improve: bool = False, no_delta: bool = False,
+    no_reset: bool = False,
+) -> Outputs:  # fmt: skip
+    delta = 0.0 if no_delta else float(p["min_delta"])
+    sign = 1.0 if p["mode"] == "min" else -1.0
+    best, bad = math.inf * sign, 0
+    stops, bests, bads = [], [], []
+    for value in arrays[0].tolist():
+        target = best - sign * delta
+        improved = sign * value <= sign * target if ties_improve else sign * value < sign * target
+        if improved:
+            best = value
+            bad = bad if no_reset else 0
+        else:
+            bad += 1
+        stops.append(1.0 if bad >= p["patience"] and bad > 0 else 0.0)
+        bests.append(best)
+        bads.append(float(bad))
+    return [np.array(stops), np.array(bests), np.array(bads)]
+
+
+EARLY_STOPPING_PROBE = ModuleProbe(
+    "early_stopping",
+    "EarlyStopping",
+    case_labels(_EARLY),
+    _early_case,
+    _early_ref,
+    signatures=(
+        Signature(
+            "a value equal to best - min_delta counts as an improvement; it must be strictly "
+            "better (value < best - min_delta, or > best + min_delta in max mode)",
+            "wrong_forward",
+            partial(_early_ref, ties_improve=True),
+        ),
+        Signature(
+            "min_delta is ignored: an improvement must beat best by more than min_delta",
+            "wrong_forward",
+            partial(_early_ref, no_delta=True),
+        ),
+        Signature(
+            "num_bad_steps is not reset to 0 when the metric improves",
+            "wrong_forward",
+            partial(_early_ref, no_reset=True),
+        ),
+    ),
+)

@@ -39,6 +39,7 @@ RUNS: dict[str, Run] = {
     "conv2d": conv.run_conv2d,
     "maxpool2d": conv.run_maxpool2d,
     "central_difference": gradcheck.run_central_difference,
+    "early_stopping": optim.run_early_stopping,
 }
 
 

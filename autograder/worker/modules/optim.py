@@ -74,3 +74,15 @@ def run_clip_grad_norm(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
 
 run_sgd = partial(_optim_run, _sgd_make)
 run_adam = partial(_optim_run, _adam_make)
+
+
+def run_early_stopping(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
+    """Feed the metric values one by one; after each step: the answer of ``step`` (1 for stop),
+    ``best`` and ``num_bad_steps``."""
+    stopper = tg.optim.EarlyStopping(p["patience"], min_delta=p["min_delta"], mode=p["mode"])
+    stops, best, bad = [], [], []
+    for value in arrays[0].tolist():
+        stops.append(1.0 if stopper.step(value) else 0.0)
+        best.append(float(stopper.best))
+        bad.append(float(stopper.num_bad_steps))
+    return [np.array(stops), np.array(best), np.array(bad)]
