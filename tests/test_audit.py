@@ -147,3 +147,13 @@ def test_an_audit_kills_obvious_mutants_and_reports_an_equivalent_survivor(
                       ids={planted[0].id, "catalogue:mul_missing_sum_to"})  # fmt: skip
     assert {r["id"]: r["status"] for r in again["results"]}[planted[0].id] == "survived"
     assert again["kill_rate"] == 0.5
+
+
+@pytest.mark.parametrize("assignment", ["hw1", "hw2", "hw3"])
+def test_every_stub_costs_points(assignment: str, tmp_path: Path) -> None:
+    """Each solution block, left alone as the starter's stub, loses points in its assignment's
+    hidden suite (``kit audit --stubs``), except the ones judged equivalent in audit.toml."""
+    audit = run_audit(assignment, KIT_ROOT, tmp_path / "stubs", jobs=2, stubs=True)
+    missed = [r["id"] for r in audit["results"] if r["status"] not in ("killed", "equivalent")]
+    assert not missed, f"stubs that cost no points in {assignment}: {missed}"
+    assert audit["killed"] + audit["equivalent"] == audit["mutants"] > 0

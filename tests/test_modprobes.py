@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tapegrad as tg
+import tapegrad.train  # noqa: F401 - tg.train, which the accuracy probe uses
 from conftest import worker_session
 
 from autograder.config import load_assignment
@@ -266,6 +267,10 @@ def _not_halved(f: Any, x: Any, v: Any, eps: float) -> Any:
     return (f(x + eps * v) - f(x - eps * v)) / eps
 
 
+def _accuracy_count(logits: Any, labels: Any) -> float:
+    return float(np.sum(np.argmax(logits.numpy(), axis=1) == np.asarray(labels)))
+
+
 class TiesImproveStopping(tg.optim.EarlyStopping):
     def step(self, metric: Any) -> bool:
         value = float(metric)
@@ -299,6 +304,7 @@ PLANTED = [  # probe, patches, expected bug class, words in the message
     ("maxpool2d", {"nn.MaxPool2d": AverageGradientPool}, "wrong_gradient", "whole window"),
     ("module", {"nn.Module": ShallowModule}, "module_structure", "missed blocks.0.lin.bias"),
     ("module", {"nn.Module": ShallowModule}, "train_eval_mode", "after eval()"),
+    ("accuracy", {"train.accuracy": _accuracy_count}, "constant_factor", "fraction"),
     ("early_stopping", {"optim.EarlyStopping": TiesImproveStopping}, "wrong_forward",
      "strictly better"),
     ("central_difference", {"gradcheck.central_difference": _forward_difference},

@@ -14,6 +14,9 @@ Each operator mirrors a mistake students make (the names are what reports show):
 ``reduction``      ``.sum(...)``/``.mean(...)``/``.max(...)`` or ``sum_to(g, shape)`` dropped
 ``return-order``   the first two values of a returned tuple swapped (gradients of a, b)
 ``catalogue``      an entry of the assignment's classic-bug catalogue (``bugs.toml``)
+``stub``           one whole solution block left as the starter's ``raise
+                   NotImplementedError`` (``kit audit --stubs``: every stub must
+                   cost points somewhere)
 =================  ============================================================
 
 Mutants are made on the source text (the mutated expression is replaced in place, the rest of
@@ -36,7 +39,7 @@ from typing import Any
 from autograder.authoring.bugs import Bug
 from autograder.authoring.starter import PACKAGE, solution_blocks
 
-__all__ = ["Mutant", "catalogue_mutants", "generate_mutants"]
+__all__ = ["Mutant", "catalogue_mutants", "generate_mutants", "stub_mutants"]
 
 _SWAP_BINOP: dict[type[ast.operator], type[ast.operator]] = {
     ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.Pow: ast.Mult,
@@ -244,3 +247,54 @@ def catalogue_mutants(package: Path, bugs: tuple[Bug, ...]) -> list[Mutant]:
             )
         )
     return mutants
+
+
+def stub_mutants(package: Path, assignment: str) -> list[Mutant]:
+    """One mutant per solution block of ``assignment``: that block alone replaced by the
+    starter's ``raise NotImplementedError``, as a student who skipped it would hand in."""
+    mutants = []
+    for path in sorted(package.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        rel = path.relative_to(package).as_posix()
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines(keepends=True)
+        parents: dict[ast.AST, ast.AST] | None = None
+        for block_assignment, begin, end in solution_blocks(text, rel):
+            if block_assignment != assignment:
+                continue
+            if parents is None:
+                parents = _parents(ast.parse(text))
+            indent = lines[begin - 1][: len(lines[begin - 1]) - len(lines[begin - 1].lstrip())]
+            name = _enclosing(parents, begin)
+            stub = f'{indent}raise NotImplementedError("{assignment}: {name}")\n'
+            mutated = "".join([*lines[: begin - 1], stub, *lines[end:]])
+            mutants.append(
+                Mutant(
+                    id=f"{rel}:{name}:stub",
+                    operator="stub",
+                    file=rel,
+                    line=begin,
+                    description=f"{name} left as a stub",
+                    files=((rel, mutated),),
+                    diff=_diff(rel, text, mutated),
+                )
+            )
+    return mutants
+
+
+def _enclosing(parents: dict[ast.AST, ast.AST], line: int) -> str:
+    """The qualified name of the innermost function around ``line`` (or ``<module>``)."""
+    best: ast.AST | None = None
+    for node in parents:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno <= line <= (
+            node.end_lineno or node.lineno
+        ):
+            if best is None or node.lineno > getattr(best, "lineno", 0):
+                best = node
+    if best is None:
+        return "<module>"
+    inner = _qualname(best, parents)
+    return (
+        f"{inner}.{getattr(best, 'name', '')}" if inner != "<module>" else getattr(best, "name", "")
+    )

@@ -1,4 +1,4 @@
-"""``kit audit ID [--out DIR] [-j N] [--resume] [--count N --seed S] [--only TEXT]``
+"""``kit audit ID [--out DIR] [-j N] [--resume] [--count N --seed S] [--only TEXT] [--stubs]``
 
 Grades the reference and every mutant of it (:mod:`.mutants`) with the hidden suite in the
 default sandbox, ``-j N`` at a time, through ``grade batch``'s runner: each mutant is one
@@ -46,7 +46,7 @@ from autograder.batch.submissions import Entry
 from autograder.config import load_assignment
 from autograder.grading.pipeline import suite_hash
 
-from .mutants import Mutant, catalogue_mutants, generate_mutants
+from .mutants import Mutant, catalogue_mutants, generate_mutants, stub_mutants
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -130,17 +130,20 @@ def _check_scores(results: dict[str, Any] | None) -> dict[str, float]:
 def run_audit(
     assignment_id: str, root: Path, out: Path, *, jobs: int = 1, resume: bool = False,
     count: int | None = None, seed: int = 0, only: str | None = None,
-    sandbox: str | None = None, ids: set[str] | None = None,
+    sandbox: str | None = None, ids: set[str] | None = None, stubs: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """Grade the mutants; write and return the audit (see the module docstring)."""
+    """Grade the mutants (with ``stubs``: one per solution block, left as a stub); write and
+    return the audit (see the module docstring)."""
     assignment = load_assignment(assignment_id, root)
     package = root / "solution" / PACKAGE
     catalogue = assignment.directory / CATALOGUE_FILE
     bugs = load_catalogue(catalogue) if catalogue.is_file() else ()
-    mutants = select(
-        generate_mutants(package, assignment.id) + catalogue_mutants(package, bugs),
-        count, seed, only, ids,
-    )  # fmt: skip
+    every = (
+        stub_mutants(package, assignment.id)
+        if stubs
+        else generate_mutants(package, assignment.id) + catalogue_mutants(package, bugs)
+    )
+    mutants = select(every, count, seed, only, ids)
     if not mutants:
         raise AuditError(f"no mutant of {assignment.id} matches (--only {only!r})")
     equivalents = load_equivalents(assignment.directory)
@@ -275,14 +278,21 @@ def register(
     parser.add_argument("--seed", type=int, default=0, help="the sample's seed")
     parser.add_argument("--only", metavar="TEXT", help="only mutants whose id contains TEXT")
     parser.add_argument("--sandbox", help="as for grade (default: the strongest here)")
+    parser.add_argument(
+        "--stubs",
+        action="store_true",
+        help="instead: each solution block left as a stub, one at a time (every stub must "
+        "cost points somewhere)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, root: Path) -> int:
-    out = (args.out or root / "out" / f"audit-{args.assignment}").resolve()
+    default = f"audit-{args.assignment}" + ("-stubs" if args.stubs else "")
+    out = (args.out or root / "out" / default).resolve()
     audit = run_audit(
         args.assignment, root, out, jobs=args.jobs, resume=args.resume, count=args.count,
-        seed=args.seed, only=args.only, sandbox=args.sandbox,
+        seed=args.seed, only=args.only, sandbox=args.sandbox, stubs=args.stubs,
     )  # fmt: skip
     print(render_audit(audit, out))
     return 0

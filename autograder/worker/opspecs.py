@@ -155,6 +155,22 @@ MATMUL = (
 )
 
 
+def _ref_conv2d(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1, padding: int = 0
+) -> np.ndarray:
+    """Cross-correlation by its definition, a loop over output pixels (the small cases only)."""
+    n, _, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    oh, ow = (h + 2 * padding - kh) // stride + 1, (wd + 2 * padding - kw) // stride + 1
+    out = np.empty((n, o, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, :, i * stride : i * stride + kh, j * stride : j * stride + kw]
+            out[:, :, i, j] = np.einsum("nchw,ochw->no", patch, w)
+    return out + b[None, :, None, None]
+
+
 def _labels(shape: tuple[int, ...]) -> np.ndarray:
     """Fixed labels for a cross-entropy case of logits ``shape``: every class appears."""
     return np.arange(shape[0], dtype=np.int64) * 7 % shape[1]
@@ -387,6 +403,19 @@ SPECS: tuple[OpSpec, ...] = (
         topic="indexing",
     ),
     OpSpec(
+        "getitem_square",
+        lambda tg, a, index: a[index] ** 2,
+        lambda a, index: _ref_getitem(a, index) ** 2,
+        (
+            Case(
+                ((3, 4),), "integer array with repeats, squared", {"index": _REPEATS[_REPEATS < 3]}
+            ),
+            Case(((4, 5),), "slice, squared", {"index": (slice(1, 3), slice(None, None, 2))}),
+        ),
+        ("normal",),
+        topic="indexing",  # its second derivative runs ScatterAdd.backward
+    ),
+    OpSpec(
         "concatenate",
         lambda tg, a, b, axis=0: tg.concatenate([a, b], axis),
         lambda a, b, axis=0: np.concatenate([a, b], axis),
@@ -495,6 +524,31 @@ SPECS: tuple[OpSpec, ...] = (
         assignment="hw2",
         smooth=False,  # linear in x: the gradient does not depend on x, no graph to check
         topic="layers",
+    ),
+    # hw3: convolution through im2col; the jvp runs Im2Col.jvp, the second derivative of a
+    # squared convolution runs Im2Col.backward's own backward (Col2Im.backward)
+    OpSpec(
+        "conv2d",
+        lambda tg, x, w, b, **kw: tg.nn.functional.conv2d(x, w, b, **kw),
+        lambda x, w, b, **kw: _ref_conv2d(x, w, b, **kw),
+        (
+            Case(((2, 3, 5, 5), (4, 3, 3, 3), (4,)), "3x3, padding 1", {"padding": 1}),
+            Case(((1, 2, 6, 5), (3, 2, 2, 3), (3,)), "2x3 kernel, stride 2", {"stride": 2}),
+        ),
+        ("normal", "normal", "normal"),
+        assignment="hw3",
+        smooth=False,  # bilinear: see conv2d_square for the second derivative
+        topic="convolution",
+    ),
+    OpSpec(
+        "conv2d_square",
+        lambda tg, x, w, b, **kw: tg.nn.functional.conv2d(x, w, b, **kw) ** 2,
+        lambda x, w, b, **kw: _ref_conv2d(x, w, b, **kw) ** 2,
+        (Case(((2, 2, 4, 4), (3, 2, 3, 3), (3,)), "3x3, padding 1, squared", {"padding": 1}),),
+        ("normal", "normal", "normal"),
+        assignment="hw3",
+        jvp=False,
+        topic="convolution",
     ),
 )
 

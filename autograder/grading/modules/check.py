@@ -17,7 +17,7 @@ from .conv import CONV2D_PROBE, MAXPOOL2D_PROBE
 from .gradcheck import CENTRAL_DIFFERENCE_PROBE
 from .init import KAIMING_PROBE, XAVIER_PROBE
 from .layers import DROPOUT_PROBE, LINEAR_PROBE
-from .losses import CROSS_ENTROPY_PROBE, MSE_PROBE
+from .losses import ACCURACY_PROBE, CROSS_ENTROPY_PROBE, MSE_PROBE
 from .normalization import BATCHNORM1D_PROBE, LAYERNORM_PROBE
 from .optim import ADAM_PROBE, CLIP_GRAD_NORM_PROBE, EARLY_STOPPING_PROBE, SGD_PROBE
 from .structure import MODULE_PROBE
@@ -41,6 +41,7 @@ _PROBES = (
     MAXPOOL2D_PROBE,
     CENTRAL_DIFFERENCE_PROBE,
     EARLY_STOPPING_PROBE,
+    ACCURACY_PROBE,
 )
 
 PROBES: dict[str, ModuleProbe] = {p.name: p for p in _PROBES}

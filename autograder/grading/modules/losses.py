@@ -99,3 +99,47 @@ MSE_PROBE = ModuleProbe(
         ),
     ),
 )
+
+
+# ---- accuracy (tapegrad.train.accuracy, the metric of the training loop) -------------------------
+
+_ACCURACY = (  # label, rows, classes, labels as a Tensor
+    ("(8, 10) logits, labels as an integer array", 8, 10, False),
+    ("(7, 4) logits, labels as a Tensor", 7, 4, True),
+    ("a single row", 1, 3, False),
+)
+
+
+def _accuracy_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
+    _, n, c, as_tensor = _ACCURACY[v]
+    logits = rng.standard_normal((n, c))
+    labels = rng.integers(0, c, n)
+    right = rng.permutation(n)[: (n + 1) // 2]
+    labels[right] = logits[right].argmax(axis=1)  # some right, some wrong
+    return {
+        "variant": v,
+        "labels_as_tensor": as_tensor,
+        "outputs": ["the accuracy"],
+        "about": f"accuracy of ({n}, {c}) logits",
+    }, [logits, labels.astype(np.float64) if as_tensor else labels]
+
+
+def _accuracy_ref(p: Params, arrays: Arrays) -> Outputs:
+    logits, labels = arrays
+    return [np.array(float(np.mean(logits.argmax(axis=1) == labels.astype(np.int64))))]
+
+
+ACCURACY_PROBE = ModuleProbe(
+    "accuracy",
+    "train.accuracy",
+    case_labels(_ACCURACY),
+    _accuracy_case,
+    _accuracy_ref,
+    signatures=(
+        Signature(
+            "the count of right rows, not their fraction: divide by the number of rows",
+            "constant_factor",
+            lambda p, a: [np.array(float(np.sum(a[0].argmax(axis=1) == a[1].astype(np.int64))))],
+        ),
+    ),
+)

@@ -40,6 +40,7 @@ RUNS: dict[str, Run] = {
     "maxpool2d": conv.run_maxpool2d,
     "central_difference": gradcheck.run_central_difference,
     "early_stopping": optim.run_early_stopping,
+    "accuracy": losses.run_accuracy,
 }
 
 

@@ -6,10 +6,13 @@ API and returns plain arrays; the judge half is :mod:`autograder.grading.modules
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 from typing import Any
 
-from ..tensors import Arrays, Outputs, Params, forward_backward
+import numpy as np
+
+from ..tensors import Arrays, Outputs, Params, forward_backward, number_of
 
 
 def run_cross_entropy(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
@@ -30,3 +33,10 @@ def run_mse(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
         return tg.nn.functional.mse_loss(x, tg.Tensor(target))
 
     return list(forward_backward(tg, loss, xa, g, "mse_loss"))
+
+
+def run_accuracy(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
+    logits, labels = arrays
+    train = getattr(tg, "train", None) or importlib.import_module(f"{tg.__name__}.train")
+    given = tg.Tensor(labels) if p["labels_as_tensor"] else labels.astype(np.int64)
+    return [number_of(tg, train.accuracy(tg.Tensor(logits), given), "accuracy")]
