@@ -50,6 +50,7 @@ _SWAP_COMPARE: dict[type[ast.cmpop], type[ast.cmpop]] = {
 }  # fmt: skip
 _REDUCTIONS = {"sum", "mean", "max", "min"}
 _TRANSPOSES = {"transpose", "swapaxes"}
+_MODULES = {"np", "xp", "ops", "tg", "math", "cupy"}
 _MESSAGE_CONTEXTS = (ast.Raise, ast.Assert, ast.JoinedStr)
 
 
@@ -104,16 +105,22 @@ def _mutations(node: ast.AST) -> Iterator[tuple[str, ast.expr]]:
                 flipped = ast.keyword("keepdims", ast.Constant(not kw.value.value))
                 keywords = [*node.keywords[:i], flipped, *node.keywords[i + 1 :]]
                 yield "keepdims", ast.Call(func, node.args, keywords)
-        if isinstance(func, ast.Attribute) and func.attr in _TRANSPOSES:
-            yield "transpose", func.value
-        elif isinstance(func, ast.Attribute) and func.attr in _REDUCTIONS:
-            is_module = isinstance(func.value, ast.Name) and func.value.id in ("np", "xp")
-            if is_module and node.args:
-                yield "reduction", node.args[0]
-            elif not is_module:
-                yield "reduction", func.value
+        if isinstance(func, ast.Attribute) and func.attr in _TRANSPOSES | _REDUCTIONS:
+            operator = "transpose" if func.attr in _TRANSPOSES else "reduction"
+            if _is_module(func.value):  # ops.sum(x), np.transpose(x): x
+                if node.args:
+                    yield operator, node.args[0]
+            else:  # x.sum(...), x.transpose(...): x
+                yield operator, func.value
         elif isinstance(func, ast.Name) and func.id == "sum_to" and node.args:
             yield "reduction", node.args[0]
+
+
+def _is_module(node: ast.expr) -> bool:
+    """``np``, ``xp``, ``ops``, ``self.xp``: a namespace of functions, not a tensor."""
+    if isinstance(node, ast.Attribute):
+        return node.attr in _MODULES
+    return isinstance(node, ast.Name) and node.id in _MODULES
 
 
 def _return_swaps(node: ast.AST) -> Iterator[tuple[ast.expr, ast.expr]]:

@@ -381,6 +381,11 @@ _EARLY: tuple[dict[str, Any], ...] = (
         "values": [1.0, 0.5, math.nan, 0.25, math.nan, math.nan, 0.125],
     },
     {
+        "label": "min mode, min_delta 0.25: a loss must fall by more than 0.25 to improve",
+        "mode": "min", "patience": 2, "min_delta": 0.25,
+        "values": [2.0, 1.875, 1.5, 1.25, 1.125, 1.0, 0.5],
+    },
+    {
         "label": "a noisy loss over 20 epochs, patience 4",
         "mode": "min", "patience": 4, "min_delta": 0.001, "values": None,
     },
