@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_mlp.py
 	$(PY) bench/bench_grade.py
 	$(PY) bench/bench_batch.py
+	$(PY) bench/bench_false_failures.py --seeds 100
 
 starter: $(STAMP)
 	$(VENV)/bin/kit starter

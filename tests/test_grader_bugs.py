@@ -6,7 +6,9 @@ should name the right bug class.
 Every patch must apply exactly once (``apply_patches`` raises otherwise). Each bug is graded
 with only the check(s) it concerns (op checks of many ops are narrowed to the relevant op), all
 gradings once per session. ``test_bug_classes_named_summary`` prints the table ``bug -> classes
-the grader named`` and requires at least 80 % of the entries to name the expected class; the
+the grader named`` and requires at least 80 % of the entries to be named right: the expected
+class, and a diagnosis (the generic "wrong_gradient" names nothing, so its entries count as
+misses); the
 entries where the grader names something else are listed in ``MISLABELLED`` (strict xfail in
 ``test_bug_class_named``, with the reason and the proposed grader fix).
 """
@@ -161,6 +163,11 @@ def named_classes(result: GradingResult, check_id: str) -> list[str]:
     return seen
 
 
+# says that something is wrong, not what: an entry whose expected class is one of these is
+# graded right but not diagnosed
+UNDIAGNOSED = frozenset({"wrong_gradient"})
+
+
 def _named(bug: Bug, result: GradingResult) -> bool:
     return bug.expected in named_classes(result, bug.check)
 
@@ -186,7 +193,7 @@ def test_bug_classes_named_summary(graded: dict[str, GradingResult]) -> None:
     rows, hits = [], 0
     for bug in CATALOGUE:
         c = check_of(graded[bug.id], bug.check)
-        ok = _named(bug, graded[bug.id])
+        ok = _named(bug, graded[bug.id]) and bug.expected not in UNDIAGNOSED
         hits += ok
         got = ", ".join(named_classes(graded[bug.id], bug.check)) or "-"
         vacuous = [k.bug_class for k in c.cases if not k.passed and _vacuous(k)]
@@ -200,7 +207,8 @@ def test_bug_classes_named_summary(graded: dict[str, GradingResult]) -> None:
     print(
         "\n"
         + "\n".join(rows)
-        + f"\n{hits}/{len(CATALOGUE)} = {share:.0%} name the expected bug class"
+        + f"\n{hits}/{len(CATALOGUE)} = {share:.0%} named right (the expected class, and not "
+        f"{'/'.join(sorted(UNDIAGNOSED))})"
     )
     assert share >= 0.8
 
@@ -228,7 +236,7 @@ def test_one_element_gradient_is_not_called_a_constant_factor(
     "sign_flipped") said of it is vacuous, and hides the real class (here the scalar case of a
     tanh backward 1 - y, and of a reused node that is not accumulated)."""
     for bug_id, right in (
-        ("tanh_backward_one_minus_y", "wrong_gradient"),
+        ("tanh_backward_one_minus_y", "wrong_local_derivative"),
         ("backprop_overwrites", "no_accumulation"),
     ):
         bug = BY_ID[bug_id]

@@ -8,13 +8,14 @@ case's arrays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .numeric import allclose
 
-__all__ = ["BUG_CLASSES", "Verdict", "compare_values", "classify_gradient", "hint"]
+__all__ = ["BUG_CLASSES", "GATES", "Verdict", "compare_values", "classify_gradient", "hint"]
 
 # bug class -> what to tell the student (the likely cause and what to look at)
 BUG_CLASSES: dict[str, str] = {
@@ -38,7 +39,34 @@ BUG_CLASSES: dict[str, str] = {
         "cotangent (chain rule)"
     ),
     "sign_flipped": "the gradient has the wrong sign",
+    "factor_of_two": (
+        "off by a factor of 2 (or 1/2): a missing 1/2 (d sqrt(x) = 1 / (2 sqrt(x))) or a "
+        "missing 2 (d x**2 = 2 x), or a term counted twice"
+    ),
     "constant_factor": "the gradient is off by a constant factor",
+    "swapped_operands": (
+        "the operands are swapped: the result is right for the other operand (b - a for "
+        "a - b, the gradient meant for b sent to a); reflected operators (3.0 - x calls "
+        "x.__rsub__(3.0)) take the Python scalar as the left operand"
+    ),
+    "missing_term": (
+        "a term is missing: with several inputs, the tangent (and the gradient of a reused "
+        "value) is the sum of every input's contribution (product rule: d(ab) = da b + a db)"
+    ),
+    "wrong_local_derivative": (
+        "the chain rule is applied, but the local derivative f'(x) of this elementwise op is "
+        "wrong: compare yours and the right one at the point shown, and write f' in terms of "
+        "the input x or the output y as your formula needs"
+    ),
+    "detached_backward": (
+        "the gradient is right but cannot be differentiated again: the backward rule computes "
+        "with raw arrays (.data, NumPy, detach()), so backward(create_graph=True) sees a "
+        "constant. Build the gradient from Tensor ops on the saved Tensors"
+    ),
+    "numerical_gradient": (
+        "the gradient is computed by finite differences (forward evaluated once or twice per "
+        "input element), not by a backward rule: the check's points are withheld"
+    ),
     "forward_difference": (
         "a forward difference (f(x + eps v) - f(x)) / eps, whose error is O(eps): use the "
         "central difference (f(x + eps v) - f(x - eps v)) / (2 eps), whose error is O(eps**2)"
@@ -85,8 +113,15 @@ BUG_CLASSES: dict[str, str] = {
     ),
 }
 
+# bug classes that withhold the whole check's points, not only their case's share: the other
+# cases of such a check pass without the work the check grades
+GATES = frozenset({"numerical_gradient"})
+
 ATOL = 1e-6
 RTOL = 1e-5
+
+# (bug class, the answer that bug gives), computed only once a result is known to be wrong
+Alternatives = Callable[[], list[tuple[str, np.ndarray]]]
 
 
 @dataclass
@@ -113,8 +148,10 @@ def compare_values(
     atol: float = ATOL,
     rtol: float = RTOL,
     softmax_family: bool = False,
+    alternatives: Alternatives | None = None,
 ) -> Verdict:
-    """Forward values: shape, finiteness, closeness."""
+    """Forward values: shape, finiteness, closeness; a wrong value equal to one of the
+    ``alternatives`` (known bugs' answers) is named by that bug's class."""
     expected = np.asarray(expected)
     if got.shape != expected.shape:
         return Verdict(
@@ -125,6 +162,9 @@ def compare_values(
         cls = "unstable_softmax" if softmax_family else "nan_inf"
         return Verdict(False, f"{what}: contains NaN or inf where the exact value is finite", cls)
     if not allclose(got64, expected, atol, rtol):
+        for bug_class, answer in alternatives() if alternatives else ():
+            if answer.shape == got64.shape and allclose(got64, answer, atol, rtol):
+                return Verdict(False, f"{what}: {_worst(got64, expected)}", bug_class)
         return Verdict(False, f"{what}: {_worst(got64, expected)}", "wrong_forward")
     return Verdict(True)
 
@@ -150,6 +190,9 @@ def classify_gradient(
     expected_with_ones: np.ndarray | None = None,
     reused_node: bool = False,
     softmax_family: bool = False,
+    alternatives: Alternatives | None = None,
+    elementwise: tuple[np.ndarray, np.ndarray] | None = None,
+    if_zero: str | None = None,
     atol: float = ATOL,
     rtol: float = RTOL,
 ) -> Verdict:
@@ -157,7 +200,11 @@ def classify_gradient(
     mismatch, try the known bug shapes in order, most specific first.
 
     ``expected_with_ones`` is the gradient for an all-ones cotangent: a student gradient equal
-    to it ignored the (random) upstream cotangent.
+    to it ignored the (random) upstream cotangent. ``alternatives`` gives, only when needed,
+    the answers known bugs give, each with its class (the other operand's gradient, the
+    tangent without one input's term). ``elementwise`` is ``(x, u)`` when the op is elementwise,
+    ``got = u * f'(x)``: a mismatch there is a wrong local derivative, shown at one point.
+    ``if_zero`` names the class of an all-zero ``got`` where ``expected`` is not.
     """
     if got is None:
         return Verdict(
@@ -196,14 +243,43 @@ def classify_gradient(
     if expected_with_ones is not None and not allclose(expected_with_ones, expected, atol, rtol):
         if allclose(got64, expected_with_ones, atol, rtol):
             return Verdict(False, summary, "ignored_upstream")
+    if if_zero and not np.any(got64) and np.any(expected):
+        return Verdict(False, f"{summary} (every entry is 0)", if_zero)
+    for bug_class, answer in alternatives() if alternatives else ():
+        if answer.shape == got64.shape and allclose(got64, answer, atol, rtol):
+            return Verdict(False, summary, bug_class)
     k = _scale(got64, expected)
     if k is not None and abs(k + 1) < 1e-3:
         return Verdict(False, summary, "sign_flipped")
+    if k is not None and min(abs(k - 2), abs(k - 0.5)) < 1e-3:
+        return Verdict(False, f"{summary} (off by a factor of {k:.3g})", "factor_of_two")
     if k is not None and abs(k) > 1e-3:
         return Verdict(False, f"{summary} (off by a factor of {k:.3g})", "constant_factor")
     if reused_node:
         return Verdict(False, summary, "no_accumulation")
+    if elementwise is not None:
+        return _local_derivative(what, got64, expected, *elementwise)
     return Verdict(False, summary, "wrong_gradient")
+
+
+def _local_derivative(
+    what: str, got: np.ndarray, expected: np.ndarray, x: np.ndarray, u: np.ndarray
+) -> Verdict:
+    """An elementwise op's gradient (or tangent) is u * f'(x): show f'(x) and the student's at
+    the worst entry whose u is not small (the ratio is meaningless where u is near 0)."""
+    x, u = np.broadcast_to(x, got.shape), np.broadcast_to(u, got.shape)
+    usable = np.abs(u) > 0.1
+    if not usable.any():
+        return Verdict(False, f"{what}: {_worst(got, expected)}", "wrong_local_derivative")
+    err = np.where(usable, np.abs(got - expected), -1.0)
+    err = np.where(np.isnan(err), np.inf, err)
+    i = np.unravel_index(int(np.argmax(err)), err.shape) if err.ndim else ()
+    return Verdict(
+        False,
+        f"{what}: at x = {x[i]:.4g}, your f'(x) is {got[i] / u[i]:.6g}, the right one is "
+        f"{expected[i] / u[i]:.6g}",
+        "wrong_local_derivative",
+    )
 
 
 def _broadcastable(a: tuple[int, ...], b: tuple[int, ...]) -> bool:

@@ -8,7 +8,11 @@ backward (twice, on fresh graphs) and a float32 forward, then judges in float64:
 * each input's gradient against central differences of the reference (entry by entry for
   small inputs, along random directions for large ones), with the likely bug named;
 * the second backward agrees with the first; the inputs are unchanged;
-* optionally forward mode (jvp) and second derivatives (grad of grad).
+* optionally forward mode (jvp) and second derivatives (grad of grad);
+* backward is a rule, not finite differences: on large inputs, backward must not run the
+  op's forward once per input element (:func:`judge_backward_cost`). This case is a gate:
+  shown only when it fails, and then the check scores 0 (:data:`~.diagnose.GATES`), since
+  its other cases pass on a numerical gradient.
 
 The worker sees inputs and cotangents only; expected values never leave the parent.
 """
@@ -23,15 +27,17 @@ import numpy as np
 from autograder.worker.opspecs import Case, OpSpec, make_inputs, spec
 
 from .cases import CaseRun, Request, RequestFailed, run_cases, take
-from .diagnose import Verdict, classify_gradient, compare_values
+from .diagnose import GATES, Verdict, classify_gradient, compare_values
 from .numeric import allclose, directional_derivative, gradient_of_projection
 from .results import CaseOutcome
 
-__all__ = ["run_op_check"]
+__all__ = ["COST_ELEMENTS", "COST_LABEL", "cost_case", "judge_backward_cost", "run_op_check"]
 
 FULL_GRADIENT_LIMIT = 400  # input elements: up to this, compare the whole gradient
 DIRECTIONS = 3
 SECOND_ORDER_EPS = 1e-4
+COST_ELEMENTS = 256  # the backward-cost case scales its inputs to at least this many elements
+COST_LABEL = "backward is a rule (not finite differences)"
 
 
 def run_op_check(
@@ -57,7 +63,14 @@ def run_op_check(
                 cases.append(_case(f"jvp: {case.label}", _judge_jvp, s, index, rng))
             if second_order and s.smooth and _size(case) <= FULL_GRADIENT_LIMIT // 4:
                 cases.append(_case(f"hvp: {case.label}", _judge_hvp, s, index, rng))
-    return run_cases(request, s.name, cases)
+    cost = cost_case(s) if vjp else None
+    if cost is not None:
+        index, shapes = cost
+        judge = partial(judge_backward_cost, s=s, index=index, shapes=shapes, rng=rng)
+        cases.append((COST_LABEL, judge))
+    outcomes = run_cases(request, s.name, cases)
+    # the cost case is a gate, not a share of the points: it shows only when it withholds them
+    return [o for o in outcomes if o.label != COST_LABEL or o.bug_class in GATES]
 
 
 Judge = Callable[[Request, OpSpec, Case, int, np.random.Generator], Verdict]
@@ -106,7 +119,13 @@ def _judge_op(
             f"forward: the result has dtype {out.dtype}, expected floating point",
             "wrong_dtype",
         )
-    verdict = compare_values("forward", out, expected, softmax_family=family)
+    verdict = compare_values(
+        "forward",
+        out,
+        expected,
+        softmax_family=family,
+        alternatives=partial(_wrong_forwards, s, case, xs),
+    )
     if not verdict.ok:
         return verdict
     has = list(header.get("grads", []))
@@ -175,6 +194,15 @@ def _judge_gradient(
             if x.size <= FULL_GRADIENT_LIMIT
             else None
         )
+
+        def swapped() -> list[tuple[str, np.ndarray]]:
+            """The gradient meant for the other operand (when it has the same shape)."""
+            return [
+                ("swapped_operands", gradient_of_projection(f, xs, j, u))
+                for j, other in enumerate(xs)
+                if j != i and other.shape == x.shape and x.size <= FULL_GRADIENT_LIMIT
+            ]
+
         return classify_gradient(
             what,
             g,
@@ -184,6 +212,8 @@ def _judge_gradient(
             expected_with_ones=ones,
             reused_node=reused_node,
             softmax_family=softmax_family,
+            alternatives=swapped,
+            elementwise=(x, u) if s.elementwise and u.shape == x.shape else None,
         )
     # large input: compare along random directions
     vs = [rng.standard_normal(x.shape) for _ in range(DIRECTIONS)]
@@ -200,6 +230,11 @@ def _judge_gradient(
     )
 
 
+def _wrong_forwards(s: OpSpec, case: Case, xs: list[np.ndarray]) -> list[tuple[str, np.ndarray]]:
+    """What the spec's known wrong forwards give on these inputs, each with its bug class."""
+    return [(cls, np.asarray(w(*xs, **case.kwargs), np.float64)) for cls, w in s.wrong]
+
+
 def _judge_jvp(
     request: Request, s: OpSpec, case: Case, index: int, rng: np.random.Generator
 ) -> Verdict:
@@ -209,13 +244,28 @@ def _judge_jvp(
     _, arrays = request({"type": "jvp", "spec": s.name, "case": index}, xs + vs)
     arrays = list(arrays)
     out, tangent = take(arrays, 2)
-    verdict = compare_values("jvp output", out, f(*xs))
+    verdict = compare_values(
+        "jvp output", out, f(*xs), alternatives=partial(_wrong_forwards, s, case, xs)
+    )
     if not verdict.ok:
         return verdict
-    expected = sum(directional_derivative(f, xs, i, v) for i, v in enumerate(vs))
-    expected = np.asarray(expected)
+    terms = [np.asarray(directional_derivative(f, xs, i, v)) for i, v in enumerate(vs)]
+    expected = np.asarray(sum(terms))
+
+    def missing() -> list[tuple[str, np.ndarray]]:
+        """The tangent without one input's term (product rule half done)."""
+        if len(terms) < 2:
+            return []
+        return [("missing_term", expected - term) for term in terms if np.any(term)]
+
     return classify_gradient(
-        "jvp tangent", tangent, expected, input_shape=expected.shape, output_shape=expected.shape
+        "jvp tangent",
+        tangent,
+        expected,
+        input_shape=expected.shape,
+        output_shape=expected.shape,
+        alternatives=missing,
+        elementwise=(xs[0], vs[0]) if s.elementwise else None,
     )
 
 
@@ -247,9 +297,77 @@ def _judge_hvp(
         expected2,
         input_shape=xs[0].shape,
         output_shape=xs[0].shape,
+        if_zero="detached_backward",
         atol=1e-4,
         rtol=1e-3,
     )
+
+
+def cost_case(s: OpSpec) -> tuple[int, tuple[tuple[int, ...], ...]] | None:
+    """The case the backward-cost check runs, and its input shapes: of the spec's cases,
+    each with every axis longer than 1 stretched (if needed) until some input has
+    :data:`COST_ELEMENTS` elements, the smallest (axes of length 1 stay 1, so broadcasting
+    still holds). None when no stretched case fits the op (a reshape to a fixed shape)."""
+    candidates = []
+    for index, case in enumerate(s.cases):
+        if _size(case) <= 1:
+            continue
+        k = 1
+        while _size(_stretched(case, k)) < COST_ELEMENTS:
+            k += 1
+        stretched = _stretched(case, k)
+        try:
+            with np.errstate(all="ignore"):
+                _reference(s, stretched)(*(np.ones(shape) for shape in stretched.shapes))
+        except Exception:
+            continue
+        candidates.append((_size(stretched), index, stretched.shapes))
+    if not candidates:
+        return None
+    _, index, shapes = min(candidates)
+    return index, shapes
+
+
+def _stretched(case: Case, k: int) -> Case:
+    shapes = tuple(tuple(d * k if d > 1 else d for d in shape) for shape in case.shapes)
+    return Case(shapes, case.label, case.kwargs)
+
+
+def judge_backward_cost(
+    request: Request,
+    *,
+    s: OpSpec,
+    index: int,
+    shapes: tuple[tuple[int, ...], ...],
+    rng: np.random.Generator,
+) -> tuple[Verdict, str]:
+    """A backward rule calls a few ops whatever the input size; a numerical gradient calls
+    the op's forward once or twice per input element (n + 1 evaluations for forward
+    differences, 2n for central ones: the cost the course contrasts with one backward pass).
+    Fails, with class ``numerical_gradient``, when backward runs forward rules at least once
+    per two elements of the largest input."""
+    case = Case(shapes, s.cases[index].label, s.cases[index].kwargs)
+    xs = make_inputs(s, case, rng)
+    u = rng.standard_normal(np.shape(_reference(s, case)(*xs)))
+    header, _ = request({"type": "backward_cost", "spec": s.name, "case": index}, xs + [u])
+    about = f"{COST_LABEL}, input shapes {_shapes(case)}"
+    if header.get("output_shape") != list(u.shape):
+        shape = tuple(header.get("output_shape") or ())
+        return Verdict(False, f"forward: shape {shape}, expected {u.shape}", "wrong_shape"), about
+    calls = header.get("forward_calls")
+    if not isinstance(calls, int):
+        raise RequestFailed("the worker's reply did not count the forward calls", "crash")
+    n = max(x.size for x in xs)
+    if calls * 2 >= n:
+        return Verdict(
+            False,
+            f"backward ran forward rules {calls} times for an input of {n} elements: the "
+            "gradient is computed numerically (finite differences, n + 1 or 2n evaluations of "
+            "forward), not by a backward rule. The course is about writing the rules: this "
+            "check's points are withheld until backward computes the derivative itself",
+            "numerical_gradient",
+        ), about
+    return Verdict(True), about
 
 
 def _repeats(case: Case) -> bool:

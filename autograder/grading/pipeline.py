@@ -33,6 +33,7 @@ from autograder.paths import KIT_ROOT, PACKAGE, SAMPLE
 from .cases import Request
 from .channel import Limits, WorkerCrashed, WorkerError
 from .collect import Submission, SubmissionError, collect
+from .diagnose import GATES
 from .notebooks import recorded_reference, run_notebook_check, solution_reference
 from .ops import run_op_check
 from .results import CaseOutcome, CheckResult, GradingResult
@@ -276,5 +277,8 @@ def _grade_check(
                 f"internal grader error in check {check.id} ({type(exc).__name__}: {exc}); "
                 "please report it"
             )
-    r.score = 0.0 if r.error or not r.cases else check.points * r.cases_passed / len(r.cases)
+    gated = any(c.bug_class in GATES for c in r.cases if not c.passed)
+    r.score = (
+        0.0 if r.error or not r.cases or gated else check.points * r.cases_passed / len(r.cases)
+    )
     r.wall_time = time.monotonic() - t0

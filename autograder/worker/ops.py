@@ -8,7 +8,8 @@ arrays: it never sees expected values, and nothing it returns is trusted.
 
 from __future__ import annotations
 
-from types import ModuleType
+import sys
+from types import CodeType, FrameType, ModuleType
 from typing import Any
 
 import numpy as np
@@ -118,3 +119,54 @@ def hvp_handler(
         to_array(tg, first, f"{s.name}: tg.grad"),
         to_array(tg, second, f"{s.name}: tg.grad of tg.grad"),
     ]
+
+
+def backward_cost_handler(
+    tg: ModuleType, header: dict[str, Any], arrays: Arrays
+) -> tuple[dict[str, Any], Arrays]:
+    """How often backward runs the forward code: the signal of a numerical gradient.
+
+    Arrays in: the inputs (usually large), then the cotangent. The forward pass runs under a
+    profiler that notes every function named ``forward`` it enters (the ops' forward rules);
+    the backward pass then runs under one that counts calls to those same functions. A
+    backward rule calls a few ops whatever the size; a gradient computed by finite
+    differences evaluates forward once or twice per input element. Reply: ``output_shape``,
+    ``forward_calls`` (during backward) and ``forward_rules`` (how many forward functions the
+    op ran).
+    """
+    s = spec(header["spec"])
+    kwargs = s.cases[int(header["case"])].kwargs
+    xs, u = arrays[: s.arity], arrays[s.arity]
+    ts = [tg.Tensor(x, requires_grad=True) for x in xs]
+    rules: set[CodeType] = set()
+
+    def note(frame: FrameType, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code.co_name == "forward":
+            rules.add(frame.f_code)
+
+    calls = 0
+
+    def count(frame: FrameType, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event == "call" and frame.f_code in rules:
+            calls += 1
+
+    previous = sys.getprofile()
+    sys.setprofile(note)
+    try:
+        y = s.call(tg, *ts, **kwargs)
+    finally:
+        sys.setprofile(previous)
+    out = to_array(tg, y, s.name)
+    if out.shape != u.shape:  # the parent says so; no confusing backward error
+        return {"output_shape": list(out.shape)}, []
+    sys.setprofile(count)
+    try:
+        y.backward(tg.Tensor(u))
+    finally:
+        sys.setprofile(previous)
+    return {
+        "output_shape": list(out.shape),
+        "forward_calls": calls,
+        "forward_rules": len(rules),
+    }, []

@@ -51,10 +51,17 @@ class OpSpec:
     smooth: bool = True  # twice differentiable on the domain: second-order checks apply
     jvp: bool = True  # forward mode is part of the assignment for this op
     topic: str = ""  # the lesson it belongs to, for feedback
+    # known wrong forwards, for feedback: (bug class, what that bug computes)
+    wrong: tuple[tuple[str, Callable[..., np.ndarray]], ...] = ()
 
     @property
     def arity(self) -> int:
         return len(self.domains)
+
+    @property
+    def elementwise(self) -> bool:
+        """One input, y_i = f(x_i): the gradient is the cotangent times f'(x)."""
+        return self.topic == "elementwise" and self.arity == 1
 
 
 def _normal(rng: np.random.Generator, shape: Shape) -> np.ndarray:
@@ -220,6 +227,11 @@ SPECS: tuple[OpSpec, ...] = (
         UNARY,
         ("nonzero",),
         topic="arithmetic",
+        wrong=(  # a reflected operator (1.5 / a, 3.0 - a) with its operands swapped
+            ("swapped_operands", lambda a: 2.0 * a - a / 1.5 + a / 4.0 - (3.0 - a)),
+            ("swapped_operands", lambda a: 2.0 * a - 1.5 / a + a / 4.0 - (a - 3.0)),
+            ("swapped_operands", lambda a: 2.0 * a - a / 1.5 + a / 4.0 - (a - 3.0)),
+        ),
     ),
     OpSpec(
         "pow_scalar",
@@ -232,7 +244,15 @@ SPECS: tuple[OpSpec, ...] = (
     OpSpec(
         "pow", lambda tg, a, b: a**b, np.power, BINARY, ("positive", "normal"), topic="arithmetic"
     ),
-    OpSpec("rpow", lambda tg, a: 2.0**a, lambda a: 2.0**a, UNARY, ("normal",), topic="arithmetic"),
+    OpSpec(
+        "rpow",
+        lambda tg, a: 2.0**a,
+        lambda a: 2.0**a,
+        UNARY,
+        ("normal",),
+        topic="arithmetic",
+        wrong=(("swapped_operands", lambda a: a**2.0),),
+    ),
     OpSpec(
         "matmul", lambda tg, a, b: a @ b, np.matmul, MATMUL, ("normal", "normal"), topic="matmul"
     ),
