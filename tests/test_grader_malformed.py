@@ -350,6 +350,25 @@ def test_lone_notebook(hw1: Assignment, tmp_path: Path) -> None:
         assert set(c.bug_classes) == {"not_implemented"}
 
 
+def test_notebook_tracer_without_accumulation_loses_the_reused_cases(
+    hw1: Assignment, tmp_path: Path
+) -> None:
+    """hw1's scalar Var with the classic bug (= instead of += in backward): the cases with a
+    reused node fail, one used once passes; the other graded cells keep their points."""
+    text = (REPO / "assignments" / "hw1" / "hw1.ipynb").read_text(encoding="utf-8")
+    right = "child.grad += local * node.grad"
+    assert text.count(right) == 1
+    notebook = tmp_path / "hw1.ipynb"
+    notebook.write_text(text.replace(right, "child.grad = local * node.grad"), encoding="utf-8")
+    result = grade(notebook, only(hw1, ("notebook.scalar_var", "notebook.forward_trace")))
+    c = check(result, "notebook.scalar_var")
+    failed = {k.label for k in c.cases if not k.passed}
+    assert "Y = X + X, Z = Y + X" in failed and "diamond: a = x y, b = a + x, a * b" in failed
+    assert "log(x) * exp(y), each input used once" not in failed
+    assert 0 < c.score < c.max_score
+    assert_full(check(result, "notebook.forward_trace"))
+
+
 # -- the parent never imports student code --------------------------------------------------------
 
 

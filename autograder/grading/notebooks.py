@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from autograder.worker.notebooks import CALLS, EXPRESSIONS, load_namespace
+from autograder.worker.notebooks import CALLS, EXPRESSIONS, VAR_EXPRESSIONS, load_namespace
 
 from .cases import Request, run_cases
 from .diagnose import Verdict, compare_values
@@ -50,6 +50,7 @@ class NotebookProbe:
     cases: Callable[[np.random.Generator], list[Case]]
     atol: float = 1e-9
     rtol: float = 1e-7
+    what: str = "result"  # what the compared array holds, in feedback
 
 
 def _numerical_derivative_cases(rng: np.random.Generator) -> list[Case]:
@@ -75,6 +76,21 @@ def _derivative_cases(rng: np.random.Generator) -> list[Case]:
     for name in EXPRESSIONS:
         cases.append((f"derivative of {name}", {"expr": name}, [np.array(rng.uniform(0.5, 3.0))]))
     return cases
+
+
+def _forward_trace_cases(rng: np.random.Generator) -> list[Case]:
+    cases: list[Case] = [
+        ("the lecture's point (2, 5), seeded in x1", {}, [np.array([2.0, 5.0, 1, 0])])
+    ]
+    cases.append(("seeded in x2", {}, [np.array([rng.uniform(0.5, 3), rng.uniform(-3, 3), 0, 1])]))
+    for _ in range(3):
+        x = [rng.uniform(0.5, 3.0), rng.uniform(-3.0, 3.0), *rng.standard_normal(2)]
+        cases.append(("a random point and direction", {}, [np.array(x)]))
+    return cases
+
+
+def _scalar_var_cases(rng: np.random.Generator) -> list[Case]:
+    return [(name, {"expr": name}, [rng.uniform(0.5, 2.0, 2)]) for name in VAR_EXPRESSIONS]
 
 
 def _accuracy_cases(rng: np.random.Generator) -> list[Case]:
@@ -113,6 +129,12 @@ def _im2col_shape_cases(rng: np.random.Generator) -> list[Case]:
 NOTEBOOK_PROBES: dict[str, NotebookProbe] = {
     "numerical_derivative": NotebookProbe(_numerical_derivative_cases, 1e-9, 1e-6),
     "derivative": NotebookProbe(_derivative_cases, 1e-10, 1e-9),
+    "forward_trace": NotebookProbe(
+        _forward_trace_cases, 1e-10, 1e-9, "the trace (row i: v_i, dv_i; row 0 is v_-1)"
+    ),
+    "Var": NotebookProbe(
+        _scalar_var_cases, 1e-10, 1e-9, "[output.data, then .grad of each input, in order]"
+    ),
     "accuracy": NotebookProbe(_accuracy_cases, 1e-12, 1e-12),
     "im2col_shape": NotebookProbe(_im2col_shape_cases, 0, 0),
 }
@@ -230,7 +252,7 @@ def _judge(got: list[np.ndarray], expected: list[np.ndarray], probe: NotebookPro
                     "wrong_forward",
                 )
             continue
-        verdict = compare_values("result", g, e, atol=probe.atol, rtol=probe.rtol)
+        verdict = compare_values(probe.what, g, e, atol=probe.atol, rtol=probe.rtol)
         if not verdict.ok:
             return verdict
     return Verdict(True)

@@ -19,7 +19,15 @@ import numpy as np
 
 from .cells import extract_graded_source
 
-__all__ = ["CALLS", "EXPRESSIONS", "FUNCTIONS", "Namespace", "load_namespace", "notebook_handler"]
+__all__ = [
+    "CALLS",
+    "EXPRESSIONS",
+    "FUNCTIONS",
+    "VAR_EXPRESSIONS",
+    "Namespace",
+    "load_namespace",
+    "notebook_handler",
+]
 
 Namespace = dict[str, Any]
 
@@ -44,6 +52,18 @@ EXPRESSIONS: dict[str, Callable[[Namespace], Callable[[Any], Any]]] = {
 }
 
 
+# expressions for the scalar tracer Var of hw1: name -> (arity, function of the notebook's Vars)
+VAR_EXPRESSIONS: dict[str, tuple[int, Callable[..., Any]]] = {
+    "log(x) * exp(y), each input used once": (2, lambda x, y: x.log() * y.exp()),
+    "Y = X + X, Z = Y + X": (1, lambda x: (x + x) + x),
+    "x * x * x": (1, lambda x: x * x * x),
+    "course example ln(x1) + x1 x2 - sin(x2)": (2, lambda a, b: a.log() + a * b - b.sin()),
+    "diamond: a = x y, b = a + x, a * b": (2, lambda x, y: (lambda a: a * (a + x))(x * y)),
+    "constants: 2 x + x 3 - 1 - (4 - x)": (1, lambda x: 2.0 * x + x * 3.0 - 1.0 - (4.0 - x)),
+    "sin(exp(x) y) + y": (2, lambda x, y: (x.exp() * y).sin() + y),
+}
+
+
 def _numerical_derivative_call(
     ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
 ) -> list[np.ndarray]:
@@ -63,6 +83,26 @@ def _derivative_call(
         return [np.array([d.primal, d.tangent, q.primal, q.tangent], dtype=np.float64)]
     fn = EXPRESSIONS[params["expr"]](ns)
     return [np.asarray(float(ns["derivative"](fn, float(arrays[0]))), dtype=np.float64)]
+
+
+def _forward_trace_call(
+    ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
+    x1, x2, dx1, dx2 = (float(v) for v in arrays[0])
+    rows = [tuple(map(float, row)) for row in ns["forward_trace"](x1, x2, dx1, dx2)]
+    return [np.array(rows, dtype=np.float64).reshape(len(rows), 2)]
+
+
+def _scalar_var_call(
+    ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
+    """Evaluate one expression on the notebook's Var, backward from the result: its value,
+    then the .grad of every input."""
+    arity, fn = VAR_EXPRESSIONS[params["expr"]]
+    inputs = [ns["Var"](float(v)) for v in arrays[0][:arity]]
+    out = fn(*inputs)
+    out.backward()
+    return [np.array([float(out.data)] + [float(v.grad) for v in inputs], dtype=np.float64)]
 
 
 def _accuracy_call(
@@ -92,6 +132,8 @@ Call = Callable[[Namespace, dict[str, Any], list[np.ndarray]], list[np.ndarray]]
 CALLS: dict[str, Call] = {
     "numerical_derivative": _numerical_derivative_call,
     "derivative": _derivative_call,
+    "forward_trace": _forward_trace_call,
+    "Var": _scalar_var_call,
     "accuracy": _accuracy_call,
     "im2col_shape": _im2col_shape_call,
 }
