@@ -103,6 +103,26 @@ def _accuracy_cases(rng: np.random.Generator) -> list[Case]:
     return cases
 
 
+def _softmax_regression_cases(rng: np.random.Generator) -> list[Case]:
+    cases: list[Case] = []
+    for n, d, c, shift in ((6, 4, 3, 0.0), (32, 10, 5, 0.0), (1, 3, 2, 0.0), (8, 5, 4, 800.0)):
+        x, w = rng.standard_normal((n, d)), rng.standard_normal((d, c))
+        b = rng.standard_normal(c) + shift
+        label = f"N={n}, D={d}, C={c}" + (f", logits near {shift:g}" if shift else "")
+        cases.append((label, {}, [x, rng.integers(0, c, n), w, b]))
+    return cases
+
+
+def _stable_log_softmax_cases(rng: np.random.Generator) -> list[Case]:
+    return [
+        ("small logits", {}, [rng.standard_normal((4, 5))]),
+        ("one row", {}, [rng.standard_normal((1, 7))]),
+        ("logits near +1000", {}, [rng.standard_normal((3, 4)) + 1000.0]),
+        ("logits near -1000", {}, [rng.standard_normal((3, 4)) - 1000.0]),
+        ("spread of 2000 in a row", {}, [np.array([[1000.0, 0.0, -1000.0]]) + rng.normal()]),
+    ]
+
+
 def _im2col_shape_cases(rng: np.random.Generator) -> list[Case]:
     cases: list[Case] = []
     for _ in range(5):
@@ -136,6 +156,8 @@ NOTEBOOK_PROBES: dict[str, NotebookProbe] = {
         _scalar_var_cases, 1e-10, 1e-9, "[output.data, then .grad of each input, in order]"
     ),
     "accuracy": NotebookProbe(_accuracy_cases, 1e-12, 1e-12),
+    "softmax_regression_grad": NotebookProbe(_softmax_regression_cases, 1e-10, 1e-8, "dW, db"),
+    "stable_log_softmax": NotebookProbe(_stable_log_softmax_cases, 1e-9, 1e-10),
     "im2col_shape": NotebookProbe(_im2col_shape_cases, 0, 0),
 }
 

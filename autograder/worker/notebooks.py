@@ -105,6 +105,20 @@ def _scalar_var_call(
     return [np.array([float(out.data)] + [float(v.grad) for v in inputs], dtype=np.float64)]
 
 
+def _softmax_regression_call(
+    ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
+    x, y, w, b = arrays
+    dw, db = ns["softmax_regression_grad"](x, y.astype(np.int64), w, b)
+    return [np.asarray(dw, dtype=np.float64), np.asarray(db, dtype=np.float64)]
+
+
+def _stable_log_softmax_call(
+    ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
+    return [np.asarray(ns["stable_log_softmax"](arrays[0]), dtype=np.float64)]
+
+
 def _accuracy_call(
     ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
 ) -> list[np.ndarray]:
@@ -135,6 +149,8 @@ CALLS: dict[str, Call] = {
     "forward_trace": _forward_trace_call,
     "Var": _scalar_var_call,
     "accuracy": _accuracy_call,
+    "softmax_regression_grad": _softmax_regression_call,
+    "stable_log_softmax": _stable_log_softmax_call,
     "im2col_shape": _im2col_shape_call,
 }
 
