@@ -146,6 +146,33 @@ def _im2col_shape_cases(rng: np.random.Generator) -> list[Case]:
     return cases
 
 
+def _col2im_cases(rng: np.random.Generator) -> list[Case]:
+    cases: list[Case] = []
+    for shape, k, stride, padding in (
+        ((1, 1, 3, 3), 2, 1, 0),
+        ((2, 3, 6, 6), 3, 1, 1),
+        ((1, 2, 7, 5), 3, 2, 0),
+        ((3, 1, 5, 5), 2, 2, 1),
+        ((2, 2, 4, 6), 3, 1, 2),
+    ):
+        n, c, h, w = shape
+        out_h, out_w = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+        cols = rng.standard_normal((n * out_h * out_w, c * k * k))
+        label = f"{shape}, k={k}, stride={stride}, padding={padding}"
+        params = {"shape": list(shape), "k": k, "stride": stride, "padding": padding}
+        cases.append((label, params, [cols]))
+    return cases
+
+
+def _max_pool_grad_cases(rng: np.random.Generator) -> list[Case]:
+    cases: list[Case] = []
+    for shape, k in (((1, 1, 2, 4), 2), ((2, 3, 6, 6), 3), ((1, 2, 8, 4), 2), ((3, 1, 4, 4), 4)):
+        x = rng.permutation(int(np.prod(shape))).reshape(shape).astype(np.float64)  # no ties
+        gy = rng.standard_normal((shape[0], shape[1], shape[2] // k, shape[3] // k))
+        cases.append((f"x {shape}, {k}x{k} windows", {"k": k}, [x, gy]))
+    return cases
+
+
 NOTEBOOK_PROBES: dict[str, NotebookProbe] = {
     "numerical_derivative": NotebookProbe(_numerical_derivative_cases, 1e-9, 1e-6),
     "derivative": NotebookProbe(_derivative_cases, 1e-10, 1e-9),
@@ -159,6 +186,8 @@ NOTEBOOK_PROBES: dict[str, NotebookProbe] = {
     "softmax_regression_grad": NotebookProbe(_softmax_regression_cases, 1e-10, 1e-8, "dW, db"),
     "stable_log_softmax": NotebookProbe(_stable_log_softmax_cases, 1e-9, 1e-10),
     "im2col_shape": NotebookProbe(_im2col_shape_cases, 0, 0),
+    "col2im_loops": NotebookProbe(_col2im_cases, 1e-12, 1e-12, "col2im(cols)"),
+    "max_pool_grad": NotebookProbe(_max_pool_grad_cases, 1e-12, 1e-12, "the gradient of x"),
 }
 
 

@@ -119,6 +119,21 @@ def _stable_log_softmax_call(
     return [np.asarray(ns["stable_log_softmax"](arrays[0]), dtype=np.float64)]
 
 
+def _col2im_call(
+    ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
+    out = ns["col2im_loops"](
+        arrays[0], tuple(params["shape"]), params["k"], params["stride"], params["padding"]
+    )
+    return [np.asarray(out, dtype=np.float64)]
+
+
+def _max_pool_grad_call(
+    ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
+    return [np.asarray(ns["max_pool_grad"](arrays[0], arrays[1], params["k"]), np.float64)]
+
+
 def _accuracy_call(
     ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
 ) -> list[np.ndarray]:
@@ -152,6 +167,8 @@ CALLS: dict[str, Call] = {
     "softmax_regression_grad": _softmax_regression_call,
     "stable_log_softmax": _stable_log_softmax_call,
     "im2col_shape": _im2col_shape_call,
+    "col2im_loops": _col2im_call,
+    "max_pool_grad": _max_pool_grad_call,
 }
 
 
