@@ -20,6 +20,7 @@ Schema (the files under ``assignments/`` show it in use; hw1's has it as a comme
     timeout = 60                  # default seconds per worker request (optional, default 60)
     public_seed = 20260101        # the fixed case seed of `grade --public`
     total_points = 100            # optional: the checks' points must add up to this
+    workload = "about 12 hours"   # optional: the student README states it
     released = false              # true only in a student release's checks/<id>.toml (written
                                   # by kit release: public checks only, see autograder/public.py)
 
@@ -123,7 +124,7 @@ _OP_NAMES = {s.name: s for s in SPECS}
 
 _ASSIGNMENT_KEYS = {
     "id", "title", "notebooks", "time_limit", "timeout", "public_seed", "total_points",
-    "released",
+    "released", "workload",
 }  # fmt: skip
 _COMMON_KEYS = {"id", "name", "kind", "points", "visibility", "timeout"}
 _KIND_KEYS = {
@@ -194,6 +195,7 @@ class Assignment:
     # A student release's copy (checks/<id>.toml): public checks only, the notebooks and data/
     # in the repository above it, the notebook checks' answers recorded beside it.
     released: bool = False
+    workload: str = ""  # for students, in hours: "about 12 to 15 hours: ..."
 
     @property
     def directory(self) -> Path:
@@ -383,6 +385,9 @@ class _Validator:
         if a_id and released and a_id != path.stem:
             self.error("assignment.id", f"{a_id!r} does not match its file name {path.name!r}")
         title = self.string(head, "title", "assignment.title")
+        workload = (
+            self.string(head, "workload", "assignment.workload") if "workload" in head else ""
+        )
         # a student's notebook may be missing: grading says so, the file is still valid
         notebooks = self.notebooks(head, None if released else path.parent)
         time_limit = self.number(head, "time_limit", "assignment.time_limit")
@@ -422,7 +427,7 @@ class _Validator:
         return Assignment(
             id=a_id, title=title, notebooks=tuple(notebooks), time_limit=time_limit,  # type: ignore[arg-type]
             timeout=timeout, public_seed=seed, checks=tuple(checks), path=path,  # type: ignore[arg-type]
-            released=released,
+            released=released, workload=workload or "",
         )  # fmt: skip
 
     def check(

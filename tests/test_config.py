@@ -51,7 +51,12 @@ def test_hw1_has_hidden_second_order_and_jvp_extras_and_notebook_checks() -> Non
     assert any(c.second_order and c.hidden for c in a.checks)
     assert any(c.jvp and c.hidden for c in a.checks)
     notebook_checks = [c for c in a.checks if c.kind == "notebook"]
-    assert {c.function for c in notebook_checks} == {"numerical_derivative", "derivative"}
+    assert {c.function for c in notebook_checks} == {
+        "numerical_derivative",
+        "forward_trace",
+        "derivative",
+        "Var",
+    }
     assert all(c.notebook == "hw1.ipynb" for c in notebook_checks)
     assert a.check("ops.mul").ops == ("mul",)
 

@@ -274,3 +274,7 @@ def test_the_student_readme_goes_in_the_order_a_student_works(kit: dict[str, Pat
     ]
     assert f"grade . --assignment {ASSIGNMENT} --public" in text
     assert "@@" not in text
+    # the workload, from assignment.toml, before the work starts
+    workload = load_assignment(ASSIGNMENT, KIT_ROOT).workload
+    assert "hours" in workload
+    assert text.index(f"**Workload:** {workload}") < text.index("## 1. Set up")

@@ -245,6 +245,7 @@ def template_values(assignment: Assignment, grader: str = "") -> dict[str, str]:
         "FAIL_UNDER": f"{public_points:g}",
         "GRADER": grader,
         "GRADER_SHOWN": grader or "<the grader's pip requirement, from your course>",
+        "WORKLOAD": f"**Workload:** {assignment.workload}\n\n" if assignment.workload else "",
     }
 
 
