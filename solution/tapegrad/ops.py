@@ -227,7 +227,10 @@ class Pow(Function):
         ### END SOLUTION
 
     def backward(self, gy: Tensor) -> tuple[Tensor | None, ...]:
-        """d(a**b)/da = b * a**(b-1); d(a**b)/db = a**b * log(a)."""
+        """d(a**b)/da = b * a**(b-1); d(a**b)/db = a**b * log(a), with sum_to for the
+        broadcast operands. log(a) is undefined for a <= 0: there the b-gradient is taken
+        as 0 (compute the log of where(a.data > 0, a, 1.0)). Return None for an input that
+        does not require grad (a constant exponent: never take its log at all)."""
         ### BEGIN SOLUTION hw1
         a, b = self.inputs
         ga = sum_to(gy * b * a ** (b - 1), a.shape) if a.requires_grad_ else None
@@ -606,7 +609,9 @@ class Max(Function):
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
         """The cotangent goes to the position(s) of the maximum: expand it back over the
-        reduced axes and multiply by the (constant) 0/1 weights of the arg-max."""
+        reduced axes (_expand_reduced) and multiply by the weights forward stored (1 at a
+        unique maximum, 1/k at each of k tied maxima, 0 elsewhere), as a constant
+        Tensor._make(self.weights, a.device)."""
         ### BEGIN SOLUTION hw1
         a = self.inputs[0]
         weights = Tensor._make(self.weights, a.device)
@@ -709,7 +714,10 @@ class LogSoftmax(Function):
         ### END SOLUTION
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
-        """With y the output (so exp(y) = softmax(a)): ga = gy - exp(y) * sum(gy, axis)."""
+        """With y the output (so exp(y) = softmax(a)):
+        ga = gy - exp(y) * sum(gy, self.axis, keepdims=True). Keep the reduced axis
+        (keepdims=True) so that the sum broadcasts back along the same axis: without it an
+        (n, n) input broadcasts the row sums along the wrong axis, and the shapes still fit."""
         ### BEGIN SOLUTION hw1
         y = self.output
         return (gy - exp(y) * sum(gy, self.axis, keepdims=True),)
@@ -849,9 +857,12 @@ class ScatterAdd(Function):
         self.shape = shape
 
     def forward(self, g: Any) -> Any:
-        """Zeros of self.shape with g added at self.index. Repeated indices must add up:
-        use the backend's scatter_add for array indices (get_backend(...).scatter_add); a
-        plain assignment is enough when the index has only ints and slices."""
+        """Zeros of self.shape (self.xp.zeros(self.shape, dtype=g.dtype)) with g added at
+        self.index. Repeated indices must add up: x[[0, 0]] uses row 0 twice, so its
+        gradient gets both rows of g. For an index with arrays in it, use
+        get_backend(self.inputs[0].device).scatter_add(out, self.index, g), which adds in
+        place; when _is_basic_index(self.index) (only ints and slices: every element hit at
+        most once) a plain assignment out[self.index] = g is enough, and faster."""
         ### BEGIN SOLUTION hw1
         out = self.xp.zeros(self.shape, dtype=g.dtype)
         if _is_basic_index(self.index):

@@ -504,6 +504,12 @@ def backprop(
     multivariate chain rule sums over paths). Gradients are kept in a dict keyed by ``id``.
     Gradients whose dtype differs from their tensor's are cast back (``.astype``). The sweep
     runs with recording switched on only when ``create_graph`` is true.
+
+    What it skips: a leaf (``t._ctx is None``) has no backward to call; an input that does
+    not require grad, or for which ``backward`` returned None, gets nothing; a tensor that no
+    gradient reached is not in the result. What it returns: ``{tensor: total gradient}`` for
+    the wanted tensors only (``inputs``, or every leaf that requires grad), the tensors
+    themselves as keys. :meth:`Tensor.backward` then adds these into ``.grad``.
     """
     wanted = {id(x): x for x in inputs} if inputs is not None else None
     results: dict[Tensor, Tensor] = {}
