@@ -277,6 +277,43 @@ def test_public_tests_fail_on_the_starter_and_pass_on_the_reference(
     assert " passed" in result.stdout
 
 
+def test_reveal_fills_in_the_earlier_assignments_and_nothing_else(tmp_path: Path) -> None:
+    """kit release hw2 --reveal hw1: hw1's blocks hold the reference code (its public tests
+    pass), hw2's are still stubs (its public tests fail), the README says what is given, the
+    leak scan stays on for everything not revealed."""
+    out = tmp_path / "hw2"
+    assert main(["release", "hw2", "--reveal", "hw1", "--out", str(out)]) == 0
+    package = "\n".join(p.read_text() for p in (out / "tapegrad").rglob("*.py"))
+    assert 'NotImplementedError("hw1:' not in package
+    assert 'NotImplementedError("hw2:' in package and 'NotImplementedError("hw3:' in package
+    readme = (out / "README.md").read_text()
+    assert "**Given:**" in readme and "hw1" in readme.split("**Given:**")[1].split("\n")[0]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m"]
+    hw1 = subprocess.run(run + ["hw1"], cwd=out, env=env, capture_output=True, text=True)
+    assert hw1.returncode == 0, hw1.stdout[-2000:]
+    hw2 = subprocess.run(run + ["hw2"], cwd=out, env=env, capture_output=True, text=True)
+    assert hw2.returncode == 1 and "NotImplementedError" in hw2.stdout
+    # the hw2 solution is still secret: a leak planted from it is found
+    patterns = leak_patterns(REPO_ROOT, load_assignment("hw2", REPO_ROOT), {"hw2", "hw3"})
+    assert patterns.lines and find_leaks(out, patterns) == []
+    assert not (tmp_path / "plain").exists()
+    plain = leak_patterns(REPO_ROOT, load_assignment("hw2", REPO_ROOT))
+    assert find_leaks(out, plain), "without --reveal, hw1's solution in the package is a leak"
+
+
+@pytest.mark.parametrize(
+    "reveal, why",
+    [("hw2", "it is the assignment being released"), ("hw3", "only earlier"), ("hw9", "only")],
+)
+def test_reveal_refuses_the_assignment_itself_and_later_ones(
+    reveal: str, why: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ReleaseError, match=why):
+        build_release("hw2", REPO_ROOT, tmp_path / "out", reveal=frozenset({reveal}))
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------------------- reference
 
 

@@ -58,9 +58,12 @@ class Leak:
         return f"{self.path}:{self.line}: {self.what}: {text!r}"
 
 
-def leak_patterns(root: Path, assignment: Assignment) -> LeakPatterns:
+def leak_patterns(
+    root: Path, assignment: Assignment, stripped: set[str] | None = None
+) -> LeakPatterns:
     """Collect the secret lines of ``solution/`` and of the assignment's source notebooks, and
-    the ids of the hidden checks of every assignment.
+    the ids of the hidden checks of every assignment. ``stripped`` names the assignments whose
+    solution blocks the release stubs (None: all); the others' are published, no secret.
 
     A line of a solution block is secret unless the starter publishes it anyway (it also
     appears, or is part of a line, outside the blocks). A line of a notebook's solution region
@@ -71,7 +74,9 @@ def leak_patterns(root: Path, assignment: Assignment) -> LeakPatterns:
     patterns = LeakPatterns()
     package_inside: dict[str, str] = {}
     package_outside: set[str] = set()
-    _solution_package_lines(root / "solution" / PACKAGE, root, package_inside, package_outside)
+    _solution_package_lines(
+        root / "solution" / PACKAGE, root, package_inside, package_outside, stripped
+    )
     notebook_inside: dict[str, str] = {}
     notebook_outside: set[str] = set()
     for name in assignment.notebooks:
@@ -98,9 +103,14 @@ def leak_patterns(root: Path, assignment: Assignment) -> LeakPatterns:
 
 
 def _solution_package_lines(
-    package: Path, root: Path, inside: dict[str, str], outside: set[str]
+    package: Path,
+    root: Path,
+    inside: dict[str, str],
+    outside: set[str],
+    stripped: set[str] | None = None,
 ) -> None:
-    """Sort the lines of the package's Python files into inside and outside solution blocks."""
+    """Sort the lines of the package's Python files into inside and outside the solution
+    blocks the release stubs (``stripped``: see :func:`leak_patterns`)."""
     for path in sorted(package.rglob("*.py")):
         if any(part in SKIPPED_DIRS for part in path.parts):
             continue
@@ -108,7 +118,9 @@ def _solution_package_lines(
         rel = path.relative_to(root).as_posix()
         kept = {
             line.strip()
-            for line in strip_solutions(source, module=PACKAGE, filename=rel).splitlines()
+            for line in strip_solutions(
+                source, module=PACKAGE, assignments=stripped, filename=rel
+            ).splitlines()
         }
         outside |= kept
         for lineno, line in enumerate(source.splitlines(), 1):

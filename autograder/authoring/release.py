@@ -43,6 +43,7 @@ from autograder.authoring.starter import (
     SKIPPED_DIRS,
     SKIPPED_SUFFIXES,
     generate_starter,
+    solution_blocks,
 )
 from autograder.config import Assignment, assignment_ids, load_assignment
 from autograder.paths import SAMPLE
@@ -232,9 +233,12 @@ def render_template(text: str, values: dict[str, str], name: str) -> str:
     return text
 
 
-def template_values(assignment: Assignment, grader: str = "") -> dict[str, str]:
+def template_values(
+    assignment: Assignment, grader: str = "", reveal: frozenset[str] = frozenset()
+) -> dict[str, str]:
     """The placeholders' values; ``grader`` is the pip requirement students install the
-    autograder with (the course's wheel URL, say), or "" when the course gives it otherwise."""
+    autograder with (the course's wheel URL, say), or "" when the course gives it otherwise;
+    ``reveal`` the earlier assignments whose solutions the release fills in."""
     public_points = sum(c.points for c in assignment.public_checks)
     if any(c in grader for c in "\"'\n$`\\"):
         raise ReleaseError(f"--grader {grader!r}: quotes, $, ` and backslashes are not allowed")
@@ -246,7 +250,20 @@ def template_values(assignment: Assignment, grader: str = "") -> dict[str, str]:
         "GRADER": grader,
         "GRADER_SHOWN": grader or "<the grader's pip requirement, from your course>",
         "WORKLOAD": f"**Workload:** {assignment.workload}\n\n" if assignment.workload else "",
+        "GIVEN": _given(assignment, reveal),
     }
+
+
+def _given(assignment: Assignment, reveal: frozenset[str]) -> str:
+    if not reveal:
+        return ""
+    names = ", ".join(sorted(reveal))
+    return (
+        f"**Given:** the parts of `tapegrad/` that {names} asked for are filled in with the "
+        f"course's solution, so that a bug left in {names} does not sink {assignment.id}: only "
+        f'the `raise NotImplementedError("{assignment.id}: ...")` stubs are yours. Keep the '
+        "given code as it is (or replace it with your own, at your risk).\n\n"
+    )
 
 
 def public_test_files(assignment: Assignment, root: Path, templates: Path) -> list[str]:
@@ -260,13 +277,48 @@ def public_test_files(assignment: Assignment, root: Path, templates: Path) -> li
     ]
 
 
+def stripped_assignments(root: Path, reveal: frozenset[str] = frozenset()) -> set[str] | None:
+    """The solution blocks a release replaces by stubs: every block (None) or, with
+    ``reveal``, every block but those of the revealed assignments."""
+    if not reveal:
+        return None
+    blocks = {
+        block_id
+        for path in sorted((root / "solution" / PACKAGE).rglob("*.py"))
+        for block_id, _, _ in solution_blocks(path.read_text(encoding="utf-8"), str(path))
+    }
+    return blocks - reveal
+
+
+def check_reveal(assignment: Assignment, root: Path, reveal: frozenset[str]) -> None:
+    """``reveal`` may name only assignments that come before ``assignment``."""
+    ids = assignment_ids(root)
+    earlier = ids[: ids.index(assignment.id)] if assignment.id in ids else []
+    for other in sorted(reveal):
+        if other not in earlier:
+            why = (
+                "it is the assignment being released"
+                if other == assignment.id
+                else f"only earlier assignments can be revealed: {', '.join(earlier) or 'none'}"
+            )
+            raise ReleaseError(f"--reveal {other}: {why}")
+
+
 def render_files(
-    assignment: Assignment, root: Path, dest: Path, templates: Path = TEMPLATES, grader: str = ""
+    assignment: Assignment,
+    root: Path,
+    dest: Path,
+    templates: Path = TEMPLATES,
+    grader: str = "",
+    reveal: frozenset[str] = frozenset(),
 ) -> None:
     """Write everything of the release but the notebooks into the empty directory ``dest``:
-    the starter package, the rendered templates, the data."""
-    generate_starter(root / "solution" / PACKAGE, dest / PACKAGE, assignments=None)
-    values = template_values(assignment, grader)
+    the starter package (with the revealed assignments' blocks filled in from the
+    reference), the rendered templates, the data."""
+    generate_starter(
+        root / "solution" / PACKAGE, dest / PACKAGE, assignments=stripped_assignments(root, reveal)
+    )
+    values = template_values(assignment, grader, reveal)
     chosen = {
         p.relative_to(templates).as_posix()
         for p in templates.rglob("*")
@@ -292,13 +344,17 @@ def build_release(
     force: bool = False,
     templates: Path = TEMPLATES,
     grader: str = "",
+    reveal: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Build, scan and write the release of ``assignment_id`` to ``out``; return its files.
+    ``reveal`` names earlier assignments whose solution blocks are filled in, not stubbed.
 
-    Raises :class:`ReleaseError` (and writes nothing) when a leak is found.
+    Raises :class:`ReleaseError` (and writes nothing) when a leak is found, or when ``reveal``
+    names the assignment itself or a later one.
     """
     assignment = load_assignment(assignment_id, root)
-    patterns = leak_patterns(root, assignment)
+    check_reveal(assignment, root, reveal)
+    patterns = leak_patterns(root, assignment, stripped_assignments(root, reveal))
 
     def refuse_leaks(staging: Path) -> None:
         leaks = find_leaks(staging, patterns)
@@ -311,7 +367,7 @@ def build_release(
             )
 
     def build(staging: Path) -> None:
-        render_files(assignment, root, staging, templates, grader)
+        render_files(assignment, root, staging, templates, grader, reveal)
         refuse_leaks(staging)  # before nbgrader, so a leaking template fails fast
         generate_notebooks(assignment, staging)
         refuse_leaks(staging)
@@ -350,13 +406,23 @@ def register(
         "kit's wheel): written into the README and the CI files (default: $TAPEGRAD_GRADER; "
         "without it, CI reads the repository variable TAPEGRAD_GRADER)",
     )
+    parser.add_argument(
+        "--reveal",
+        default="",
+        metavar="IDS",
+        help="comma-separated earlier assignments (hw1,hw2) whose solutions the starter "
+        "package fills in, so that a bug left in them does not sink this one",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, root: Path) -> int:
-    """Run ``kit release ID [--out DIR] [--force]``."""
+    """Run ``kit release ID [--out DIR] [--force] [--grader REQ] [--reveal IDS]``."""
     out = args.out if args.out is not None else root / "out" / f"release-{args.assignment}"
-    files = build_release(args.assignment, root, out, force=args.force, grader=args.grader)
+    reveal = frozenset(part.strip() for part in args.reveal.split(",") if part.strip())
+    files = build_release(
+        args.assignment, root, out, force=args.force, grader=args.grader, reveal=reveal
+    )
     print(f"release {args.assignment}: {len(files)} files in {out} (leak scan clean)")
     for group in _summary(files):
         print(f"  {group}")
