@@ -119,7 +119,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     with pytest.MonkeyPatch.context() as mp:  # the kernel imports tapegrad from solution/
         old = os.environ.get("PYTHONPATH")
         mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT / "solution"), old])))
-        mp.setenv("MPLBACKEND", "Agg")
+        mp.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # figures kept
         for assignment_id, name in NOTEBOOKS:
             nb = nbformat.read(REPO_ROOT / "assignments" / assignment_id / name, as_version=4)
             workdir = tmp_path_factory.mktemp(assignment_id)
@@ -138,6 +138,38 @@ def test_source_notebook_runs_top_to_bottom(executed: dict, assignment_id: str, 
     assert not errors, errors
     ran = [c for c in nb.cells if c.cell_type == "code"]
     assert ran and all(c.get("execution_count") for c in ran)
+
+
+def written_questions(notebook: Path) -> dict[str, dict]:
+    """The nbgrader manual-graded answer cells (markdown, solution and grade), by grade_id."""
+    return {
+        c["metadata"]["nbgrader"]["grade_id"]: c
+        for c in read_cells(notebook)
+        if c.get("cell_type") == "markdown"
+        and c.get("metadata", {}).get("nbgrader", {}).get("solution")
+        and c["metadata"]["nbgrader"].get("grade")
+    }
+
+
+@pytest.mark.parametrize("assignment_id, name", NOTEBOOKS)
+def test_each_notebook_teaches_with_figures_graded_cells_questions_and_expectations(
+    executed: dict, assignment_id: str, name: str
+) -> None:
+    nb = executed[name]
+    figures = [
+        o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
+    assert len(figures) >= 3, f"{name}: {len(figures)} figures"
+    a = load_assignment(assignment_id, REPO_ROOT)
+    assert len([c for c in a.checks if c.kind == "notebook" and c.notebook == name]) >= 3
+    questions = written_questions(REPO_ROOT / "assignments" / assignment_id / name)
+    assert len(questions) >= 3
+    for grade_id, cell in questions.items():
+        meta = cell["metadata"]["nbgrader"]
+        assert meta["points"] > 0 and not meta["locked"] and meta["schema_version"] == 3
+        assert "### BEGIN SOLUTION" in source_of(cell), f"{grade_id}: the model answer is marked"
+    prose = "".join(source_of(c) for c in nb.cells if c.cell_type == "markdown")
+    assert prose.count("**Expected") >= 3, "say what a right cell shows"
 
 
 def test_hw1_notebook_reproduces_the_worked_example(executed: dict) -> None:
@@ -198,6 +230,17 @@ def test_nbgrader_student_version_has_stubs_and_no_solutions(
             assert "raise NotImplementedError()" in cell.source
         if cell.grade:
             assert "assert" in cell.source, "the visible tests stay"
+
+
+@pytest.mark.parametrize("assignment_id, name", NOTEBOOKS)
+def test_nbgrader_clears_the_model_answers_of_the_written_questions(
+    nbgrader_release: Path, assignment_id: str, name: str
+) -> None:
+    source = written_questions(REPO_ROOT / "assignments" / assignment_id / name)
+    released = written_questions(nbgrader_release / assignment_id / name)
+    assert set(released) == set(source)
+    for cell in released.values():
+        assert source_of(cell).strip() == "YOUR ANSWER HERE"
 
 
 def test_nbgrader_stubs_raise_not_implemented(nbgrader_release: Path) -> None:

@@ -715,9 +715,11 @@ class LogSoftmax(Function):
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
         """With y the output (so exp(y) = softmax(a)):
-        ga = gy - exp(y) * sum(gy, self.axis, keepdims=True). Keep the reduced axis
-        (keepdims=True) so that the sum broadcasts back along the same axis: without it an
-        (n, n) input broadcasts the row sums along the wrong axis, and the shapes still fit."""
+        ga = gy - exp(y) * sum(gy, self.axis, keepdims=True), with this module's exp and
+        sum on self.output (Tensors, so that it can be differentiated again). Keep the
+        reduced axis (keepdims=True) so that the sum broadcasts back along the same axis:
+        without it, for axis=-1 (or 1) an (n, n) input broadcasts the row sums along the
+        wrong axis and the shapes still fit (for axis=0 it happens to be right: test both)."""
         ### BEGIN SOLUTION hw1
         y = self.output
         return (gy - exp(y) * sum(gy, self.axis, keepdims=True),)
@@ -861,8 +863,9 @@ class ScatterAdd(Function):
         self.index. Repeated indices must add up: x[[0, 0]] uses row 0 twice, so its
         gradient gets both rows of g. For an index with arrays in it, use
         get_backend(self.inputs[0].device).scatter_add(out, self.index, g), which adds in
-        place; when _is_basic_index(self.index) (only ints and slices: every element hit at
-        most once) a plain assignment out[self.index] = g is enough, and faster."""
+        place; when _is_basic_index(self.index) (only ints, slices, None and Ellipsis: every
+        element hit at most once) a plain assignment out[self.index] = g is enough, and
+        faster."""
         ### BEGIN SOLUTION hw1
         out = self.xp.zeros(self.shape, dtype=g.dtype)
         if _is_basic_index(self.index):

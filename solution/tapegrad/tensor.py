@@ -463,9 +463,12 @@ def topological_order(root: Tensor) -> list[Tensor]:
     so that each tensor comes after all the tensors it was computed from.
 
     Depth-first search with an explicit stack (no recursion, so a chain 10,000 ops long works):
-    a tensor is appended once all its inputs have been appended (post-order). Each tensor
-    appears once however many times it was used. Inputs are found through ``t._ctx.inputs``;
-    leaves have ``t._ctx is None``.
+    a tensor is appended once all its inputs have been appended (post-order). With a stack,
+    post-order means pushing each tensor twice: first as "to expand" (push it back marked
+    "expanded", then push its inputs), and append it when it is popped marked "expanded".
+    Each tensor appears once however many times it was used: keep the visited ones in a set
+    of ``id(t)`` (``Tensor.__eq__`` is elementwise, so ``t in a_list`` does not work). Inputs
+    are found through ``t._ctx.inputs``; leaves have ``t._ctx is None``.
     """
     ### BEGIN SOLUTION hw1
     order: list[Tensor] = []
@@ -504,6 +507,11 @@ def backprop(
     multivariate chain rule sums over paths). Gradients are kept in a dict keyed by ``id``.
     Gradients whose dtype differs from their tensor's are cast back (``.astype``). The sweep
     runs with recording switched on only when ``create_graph`` is true.
+
+    Start from ``{id(root): cotangent}``. Add each input gradient, cast if needed, to the
+    running total of that input (not the total afterwards). A wanted tensor that is not a
+    leaf (``inputs`` may name one) gets its total recorded when it is visited, and its
+    ``backward`` is still called. Do not copy gradients: :meth:`Tensor.backward` does.
 
     What it skips: a leaf (``t._ctx is None``) has no backward to call; an input that does
     not require grad, or for which ``backward`` returned None, gets nothing; a tensor that no
