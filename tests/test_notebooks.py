@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder.authoring.reference import build_reference
 from autograder.config import assignment_ids, load_assignment
 from autograder.worker.cells import (
     NotebookError,
@@ -112,17 +113,21 @@ def test_graded_cell_runs_alone_and_passes_its_tests(assignment_id: str, check) 
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """The source notebooks executed top to bottom with the reference package, by nbclient."""
+    """Each notebook executed top to bottom by nbclient in what ``kit reference ID`` writes
+    (the reference package, the source notebooks and data/), as it is: the kernel imports
+    tapegrad from that folder and load_mnist() reads its data/."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     results = {}
-    with pytest.MonkeyPatch.context() as mp:  # the kernel imports tapegrad from solution/
-        old = os.environ.get("PYTHONPATH")
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT / "solution"), old])))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("PYTHONPATH", raising=False)
+        mp.delenv("MNIST_DIR", raising=False)
         mp.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # figures kept
         for assignment_id, name in NOTEBOOKS:
-            nb = nbformat.read(REPO_ROOT / "assignments" / assignment_id / name, as_version=4)
-            workdir = tmp_path_factory.mktemp(assignment_id)
+            workdir = tmp_path_factory.mktemp(assignment_id) / "reference"
+            build_reference(assignment_id, REPO_ROOT, workdir)
+            assert (workdir / "data" / "mnist-sample").is_dir()
+            nb = nbformat.read(workdir / name, as_version=4)
             resources = {"metadata": {"path": str(workdir)}}
             nbclient.NotebookClient(
                 nb, timeout=300, kernel_name="python3", resources=resources
