@@ -8,7 +8,8 @@ backward (twice, on fresh graphs) and a float32 forward, then judges in float64:
 * each input's gradient against central differences of the reference (entry by entry for
   small inputs, along random directions for large ones), with the likely bug named;
 * the second backward agrees with the first; the inputs are unchanged;
-* optionally forward mode (jvp) and second derivatives (grad of grad);
+* optionally forward mode (jvp) and second derivatives (grad of grad, and the jvp of grad:
+  forward over reverse);
 * backward is a rule, not finite differences: on large inputs, backward must not run the
   op's forward once per input element (:func:`judge_backward_cost`). This case is a gate:
   shown only when it fails, and then the check scores 0 (:data:`~.diagnose.GATES`), since
@@ -63,6 +64,8 @@ def run_op_check(
                 cases.append(_case(f"jvp: {case.label}", _judge_jvp, s, index, rng))
             if second_order and s.smooth and _size(case) <= FULL_GRADIENT_LIMIT // 4:
                 cases.append(_case(f"hvp: {case.label}", _judge_hvp, s, index, rng))
+                if s.jvp:
+                    cases.append(_case(f"fvr: {case.label}", _judge_fvr, s, index, rng))
     cost = cost_case(s) if vjp else None
     if cost is not None:
         index, shapes = cost
@@ -368,6 +371,35 @@ def judge_backward_cost(
             "numerical_gradient",
         ), about
     return Verdict(True), about
+
+
+def _judge_fvr(
+    request: Request, s: OpSpec, case: Case, index: int, rng: np.random.Generator
+) -> Verdict:
+    """Forward over reverse: the tangent of the gradient along v is the same H v as grad of
+    grad, computed through the jvp rules of the ops the backward rules use (ScatterAdd's in
+    GetItem.backward, Col2Im's in Im2Col.backward): a wrong one shows here."""
+    xs = make_inputs(s, case, rng)
+    f = _reference(s, case)
+    u = rng.standard_normal(np.shape(f(*xs)))
+    v = rng.standard_normal(xs[0].shape)
+    _, arrays = request({"type": "fvr", "spec": s.name, "case": index}, xs + [u, v])
+    (tangent,) = take(list(arrays), 1)
+
+    def gradient(x0: np.ndarray) -> np.ndarray:
+        return gradient_of_projection(f, [x0, *xs[1:]], 0, u)
+
+    expected = directional_derivative(gradient, [xs[0]], 0, v, eps=SECOND_ORDER_EPS)
+    return classify_gradient(
+        "jvp of grad (forward over reverse)",
+        tangent,
+        expected,
+        input_shape=xs[0].shape,
+        output_shape=xs[0].shape,
+        if_zero="detached_backward",
+        atol=1e-4,
+        rtol=1e-3,
+    )
 
 
 def _repeats(case: Case) -> bool:

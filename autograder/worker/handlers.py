@@ -33,6 +33,7 @@ HANDLERS: dict[str, Handler] = {
     "forward": ops.forward_handler,
     "jvp": ops.jvp_handler,
     "hvp": ops.hvp_handler,
+    "fvr": ops.fvr_handler,
     "backward_cost": ops.backward_cost_handler,
     "module": module_handler,
     "train": training.train_handler,

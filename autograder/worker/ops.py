@@ -121,6 +121,26 @@ def hvp_handler(
     ]
 
 
+def fvr_handler(
+    tg: ModuleType, header: dict[str, Any], arrays: Arrays
+) -> tuple[dict[str, Any], Arrays]:
+    """Second order by forward over reverse: for the first input x and the others fixed,
+    g(x) = tg.grad(<u, f(x)>), and the tangent of g along v, ``tg.jvp(g, (x,), (v,))``
+    (H v again, now through the jvp rules of the ops that backward used).
+    Arrays in: the inputs, u, v. Arrays out: the tangent."""
+    s = spec(header["spec"])
+    kwargs = s.cases[int(header["case"])].kwargs
+    n = s.arity
+    xs, u, v = arrays[:n], tg.Tensor(arrays[n]), arrays[n + 1]
+    rest = [tg.Tensor(x) for x in xs[1:]]
+
+    def g(z: Any) -> Any:
+        return tg.grad(lambda w: (s.call(tg, w, *rest, **kwargs) * u).sum())(z)
+
+    _, tangent = tg.jvp(g, (xs[0],), (v,))
+    return {}, [to_array(tg, tangent, f"{s.name}: tg.jvp of tg.grad")]
+
+
 def backward_cost_handler(
     tg: ModuleType, header: dict[str, Any], arrays: Arrays
 ) -> tuple[dict[str, Any], Arrays]:

@@ -607,7 +607,6 @@ SPECS: tuple[OpSpec, ...] = (
         (Case(((2, 2, 4, 4), (3, 2, 3, 3), (3,)), "3x3, padding 1, squared", {"padding": 1}),),
         ("normal", "normal", "normal"),
         assignment="hw3",
-        jvp=False,
         topic="convolution",
     ),
 )
