@@ -42,6 +42,7 @@ from .ops import (
     where,
 )
 from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .trace import trace
 from .transforms import grad, jvp, value_and_grad
 
 # isort: split
@@ -52,7 +53,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-    "grad", "value_and_grad", "jvp", "check_grad", "data", "ops",
+    "grad", "value_and_grad", "jvp", "trace", "check_grad", "data", "ops",
     "add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "sin", "cos",
     "tanh", "sigmoid", "relu", "abs", "sum", "mean", "max", "min", "reshape", "transpose",
     "broadcast_to", "sum_to", "logsumexp", "softmax", "log_softmax", "concatenate", "stack",

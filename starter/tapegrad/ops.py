@@ -671,9 +671,9 @@ class ScatterAdd(Function):
         self.index. Repeated indices must add up: x[[0, 0]] uses row 0 twice, so its
         gradient gets both rows of g. For an index with arrays in it, call the scatter_add
         of the input's backend, get_backend(self.inputs[0].device), with out, self.index and
-        g: it adds in place. When _is_basic_index(self.index) (only ints, slices, None and Ellipsis: every
-        element hit at most once) a plain assignment out[self.index] = g is enough, and
-        faster."""
+        g: it adds in place. When _is_basic_index(self.index) (only ints, slices, None and
+        Ellipsis: every element hit at most once) a plain assignment out[self.index] = g is
+        enough, and faster."""
         raise NotImplementedError("hw1: ScatterAdd.forward")
 
     def backward(self, gy: Tensor) -> tuple[Tensor]:
