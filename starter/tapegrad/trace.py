@@ -3,6 +3,8 @@
     graph = tg.trace(lambda x1, x2: tg.log(x1) + x1 * x2 - tg.sin(x2), 2.0, 5.0)
     print(graph)            # v-1 = x1, v0 = x2, v1 = log(v-1), v2 = mul(v-1, v0), ...
     graph.to_dot()          # Graphviz source of the same graph
+    print(graph.derivative_source())   # def f_and_grad(x1, x2): ... dx2 += dv4 * cos(x2) ...
+    value, grads = graph.derivative_function()(2.0, 5.0)
 
 The trace is what the tape recorded: each op's :class:`~tapegrad.tensor.Function` with its
 inputs, in an order where every value comes after the values it was computed from. Inputs are
@@ -10,18 +12,25 @@ numbered as in the lectures (``v-1``, ``v0`` for two inputs), intermediate value
 ``v2``, ..., constants (a Python number in ``x * 2.0``, a tensor that does not require grad)
 ``c0``, ``c1``, ... A trace records one run: Python control flow that depends on the values
 (``if x.item() > 0``) is frozen at the branch this run took.
+
+The derivative code is generated ahead of time, by running each op's backward rule once on
+the traced values and recording the ops it performs (the rules are written with tapegrad's
+own ops, so the record is code): one line per contribution to an adjoint, ``dx2 += dv4 *
+cos(x2)``, the first one ``=``, the next ones ``+=`` (a reused value accumulates). Arrays a
+rule takes from the values (relu's mask, max's arg-max) are constants of this trace. An op
+without a backward rule is an error that names it, before any code runs.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .tensor import Tensor, enable_grad
+from .tensor import Function, Tensor, enable_grad
 
 __all__ = ["Graph", "Node", "trace"]
 
@@ -91,6 +100,26 @@ class Graph:
                 lines.append(f'  "{i.name}" -> "{n.name}";')
         lines.append("}")
         return "\n".join(lines)
+
+    def derivative_source(self, name: str = "f_and_grad") -> str:
+        """Python source of a function that recomputes the traced values and their
+        gradients: ``def f_and_grad(x1, x2): ... return v5, (dx1, dx2)``."""
+        return _DerivativeWriter(self).source(name)
+
+    def derivative_function(self, name: str = "f_and_grad") -> Callable[..., Any]:
+        """The generated source, compiled: called with arrays, numbers or Tensors shaped
+        like the example's, it returns ``(output, (gradient of each input, ...))``."""
+        writer = _DerivativeWriter(self)
+        source = writer.source(name)
+        namespace = writer.namespace()  # after source(): it names the constants
+        exec(compile(source, f"<derivative of {name}>", "exec"), namespace)  # noqa: S102
+        generated = namespace[name]
+
+        def run(*args: Any) -> Any:
+            return generated(*[a if isinstance(a, Tensor) else Tensor(a) for a in args])
+
+        run.__name__ = name
+        return run
 
 
 def trace(f: Callable[..., Tensor], *example_args: Any) -> Graph:
@@ -184,6 +213,212 @@ def _parameter_names(f: Callable[..., Any], count: int) -> list[str]:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, float) or isinstance(value, np.floating):
-        return f"{float(value):.6g}"
+    """A number as Python source that reads back exactly (2.0, 0.1, -1e-05)."""
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
     return repr(value)
+
+
+# ------------------------------------------------------------------------ derivative code
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@", "pow": "**"}
+
+
+def _function_classes() -> Iterator[type[Function]]:
+    stack = list(Function.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        yield cls
+
+
+def _constructor_params(cls: type) -> list[str]:
+    params = inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]
+    return [p.name for p in params if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+
+
+class _DerivativeWriter:
+    """Turns a :class:`Graph` into source: the forward lines, then the adjoint lines recorded
+    from the backward rules, in reverse topological order."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.names: dict[int, str] = {}  # id(tensor) -> its name in the source
+        self.constants: dict[str, Any] = {}  # names of arrays the code reads, and their values
+        for n in graph.nodes:
+            assert n.value is not None
+            self.names[id(n.value)] = n.label if n.kind == "input" else n.name
+        self.lines: list[str] = []
+        self.alive: list[Tensor] = []  # names are keyed by id(): keep every named tensor alive
+
+    # -- naming and rendering
+
+    def _name_constant(self, t: Tensor) -> str:
+        if t.size == 1 and t.ndim == 0:
+            return _show(t.item())
+        name = f"k{len(self.constants)}"
+        self.constants[name] = t.data
+        self.names[id(t)] = name
+        self.alive.append(t)
+        return name
+
+    def _call(self, ctx: Function, args: list[str]) -> str:
+        op = type(ctx).__name__.lower()
+        if op in _INFIX and len(args) == 2:
+            return f"{self._wrap(args[0])} {_INFIX[op]} {self._wrap(args[1])}"
+        if op == "neg":
+            return f"-{self._wrap(args[0])}"
+        settings = []
+        for key in _constructor_params(type(ctx)):
+            value = getattr(ctx, key)
+            if isinstance(value, np.ndarray) or (
+                isinstance(value, tuple) and any(isinstance(v, np.ndarray) for v in value)
+            ):
+                name = f"k{len(self.constants)}"
+                self.constants[name] = value
+                value_text = name
+            else:
+                value_text = repr(value)
+            settings.append(f"{key}={value_text}")
+        return f"{op}({', '.join(args + settings)})"
+
+    @staticmethod
+    def _wrap(text: str) -> str:
+        """``text`` as an operand: names, numbers and single calls as they are."""
+        if " " not in text:
+            return text
+        head = text.split("(", 1)[0]
+        if head.isidentifier() and text.endswith(")"):
+            depth = 0
+            for i, ch in enumerate(text):
+                depth += (ch == "(") - (ch == ")")
+                if depth == 0 and i > len(head):
+                    return text if i == len(text) - 1 else f"({text})"
+        return f"({text})"
+
+    def _expression(self, t: Tensor, uses: dict[int, int], temps: list[str]) -> str:
+        """Source for ``t``, a tensor a backward rule produced: known tensors by name, new
+        ones as an expression, a value used twice as a temporary."""
+        if id(t) in self.names:
+            return self.names[id(t)]
+        if t._ctx is None:
+            return self._name_constant(t)
+        args = [self._expression(x, uses, temps) for x in t._ctx.inputs]
+        text = self._call(t._ctx, args)
+        self.alive.append(t)
+        if uses.get(id(t), 0) > 1:
+            name = f"t{len(temps)}"
+            temps.append(name)
+            self.lines.append(f"    {name} = {text}")
+            self.names[id(t)] = name
+            return name
+        return text
+
+    @staticmethod
+    def _count_uses(roots: list[Tensor], known: set[int]) -> dict[int, int]:
+        uses: dict[int, int] = {}
+        stack = list(roots)
+        seen: set[int] = set()
+        while stack:
+            t = stack.pop()
+            if id(t) in known or id(t) in seen or t._ctx is None:
+                continue
+            seen.add(id(t))
+            for x in t._ctx.inputs:
+                uses[id(x)] = uses.get(id(x), 0) + 1
+                stack.append(x)
+        return uses
+
+    # -- the function
+
+    def source(self, name: str) -> str:
+        graph = self.graph
+        params = [n.label for n in graph.inputs]
+        self.lines = [f"def {name}({', '.join(params)}):"]
+        for n in graph.nodes:
+            if n.kind == "constant":
+                assert n.value is not None
+                self.lines.append(f"    {n.name} = {self._name_constant_value(n)}")
+            elif n.kind == "op":
+                assert n.value is not None and n.value._ctx is not None
+                args = [self.names[id(x)] for x in n.value._ctx.inputs]
+                self.lines.append(f"    {n.name} = {self._call(n.value._ctx, args)}")
+        out = graph.output
+        adjoint = {id(out.value): f"d{self.names[id(out.value)]}"}
+        self.lines.append(f"    {adjoint[id(out.value)]} = ones_like({self.names[id(out.value)]})")
+        assigned = {id(out.value)}
+        temps: list[str] = []
+        for n in reversed(graph.ops()):
+            assert n.value is not None and n.value._ctx is not None
+            if id(n.value) not in adjoint:
+                continue  # no gradient reaches this value
+            ctx = n.value._ctx
+            seed = Tensor._make(n.value.data, n.value.device)  # stands for the adjoint
+            seed.requires_grad = True
+            self.names[id(seed)] = adjoint[id(n.value)]
+            self.alive.append(seed)
+            try:
+                with enable_grad():
+                    contributions = ctx.backward(seed)
+            except NotImplementedError as exc:
+                raise TypeError(
+                    f"derivative_source: {n.name} = {n.expression()}: the op "
+                    f"{type(ctx).__name__} has no derivative rule ({exc})"
+                ) from None
+            args = [self.names[id(x)] for x in ctx.inputs]
+            self.lines.append(f"    # {self.names[id(n.value)]} = {self._call(ctx, args)}")
+            for x, g in zip(ctx.inputs, contributions):
+                if g is None or not x.requires_grad or id(x) not in self.names:
+                    continue
+                self.alive.append(g)
+                if x._ctx is None and id(x) not in {id(i.value) for i in graph.inputs}:
+                    continue  # a constant: nobody asks its gradient
+                known = set(self.names) - {id(g)}
+                text = self._expression(g, self._count_uses([g], known), temps)
+                target = f"d{self.names[id(x)]}"
+                adjoint[id(x)] = target
+                operator = "+=" if id(x) in assigned else "="
+                assigned.add(id(x))
+                self.lines.append(f"    {target} {operator} {text}")
+        grads = []
+        for i in graph.inputs:
+            assert i.value is not None
+            grads.append(adjoint.get(id(i.value), f"zeros_like({i.label})"))
+        result = self.names[id(out.value)]
+        self.lines.append(
+            f"    return {result}, ({', '.join(grads)}{',' if len(grads) == 1 else ''})"
+        )
+        return "\n".join(self.lines) + "\n"
+
+    def _name_constant_value(self, n: Node) -> str:
+        assert n.value is not None
+        if n.value.size == 1 and n.value.ndim == 0:
+            return _show(n.value.item())
+        self.constants[n.name] = n.value.data
+        return f"constant({n.name}_value)"
+
+    def namespace(self) -> dict[str, Any]:
+        """What the generated source calls: every op by its lowercase name (keyword
+        arguments are the op's settings), the constants, ones_like and zeros_like."""
+        space: dict[str, Any] = {}
+        for cls in _function_classes():
+            space.setdefault(cls.__name__.lower(), _op_caller(cls))
+        space.update(self.constants)
+        space.update({f"{k}_value": v for k, v in self.constants.items()})
+        space["constant"] = lambda array: Tensor._make(array, "cpu")
+        space["ones_like"] = lambda t: Tensor._make(np.ones_like(t.data), t.device)
+        space["zeros_like"] = lambda t: Tensor._make(np.zeros_like(t.data), t.device)
+        return space
+
+
+def _op_caller(cls: type[Function]) -> Callable[..., Tensor]:
+    params = set(_constructor_params(cls))
+
+    def call(*inputs: Any, **settings: Any) -> Tensor:
+        ctor = {k: v for k, v in settings.items() if k in params}
+        tensors = [
+            x if isinstance(x, Tensor) else Tensor._make(np.asarray(x), "cpu") for x in inputs
+        ]
+        return cls(**ctor)(*tensors)
+
+    return call
