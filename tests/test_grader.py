@@ -55,6 +55,25 @@ def test_reference_passes_every_op_check_over_200_seeds(check: Any) -> None:
     assert not failures, f"{len(failures)} false failures, e.g.\n" + "\n".join(failures[:5])
 
 
+SECOND_ORDER_CHECKS = [
+    c for aid in assignment_ids(KIT_ROOT) for c in load_assignment(aid).checks if c.second_order
+]
+
+
+@pytest.mark.parametrize("check", SECOND_ORDER_CHECKS, ids=lambda c: c.id)
+def test_reference_passes_every_second_order_check_over_1000_seeds(check: Any) -> None:
+    """The expected H v is a difference of finite-difference gradients, the least exact
+    reference of the suite: its tolerance must hold on every draw (conv2d squared failed 1.6%
+    of the time before the tolerance scaled with the values)."""
+    failures = []
+    for seed in range(1000):
+        rng = np.random.default_rng([seed, 13])
+        for outcome in op_check_outcomes(in_process, check, rng):
+            if not outcome.passed:
+                failures.append(f"seed {seed}: {outcome.message}")
+    assert not failures, f"{len(failures)} false failures, e.g.\n" + "\n".join(failures[:5])
+
+
 ASSIGNMENTS = assignment_ids(KIT_ROOT)
 
 
