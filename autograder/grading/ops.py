@@ -289,19 +289,32 @@ def _judge_hvp(
     if not verdict.ok:
         return verdict
 
+    return _judge_second_order("grad of grad (second derivative)", second, f, xs, u, v)
+
+
+def _judge_second_order(
+    what: str,
+    got: np.ndarray,
+    f: Callable[..., np.ndarray],
+    xs: list[np.ndarray],
+    u: np.ndarray,
+    v: np.ndarray,
+) -> Verdict:
+    """``got`` against H v, the Hessian of <u, f> in the first input times v: the derivative
+    of the gradient along v, by central differences of finite-difference gradients."""
+
     def gradient(x0: np.ndarray) -> np.ndarray:
         return gradient_of_projection(f, [x0, *xs[1:]], 0, u)
 
-    # H v, the Hessian of <u, f> times v, is the derivative of the gradient along v
-    expected2 = directional_derivative(gradient, [xs[0]], 0, v, eps=SECOND_ORDER_EPS)
+    expected = directional_derivative(gradient, [xs[0]], 0, v, eps=SECOND_ORDER_EPS)
     return classify_gradient(
-        "grad of grad (second derivative)",
-        second,
-        expected2,
+        what,
+        got,
+        expected,
         input_shape=xs[0].shape,
         output_shape=xs[0].shape,
         if_zero="detached_backward",
-        atol=_second_order_atol(expected2),
+        atol=_second_order_atol(expected),
         rtol=1e-3,
     )
 
@@ -393,21 +406,7 @@ def _judge_fvr(
     v = rng.standard_normal(xs[0].shape)
     _, arrays = request({"type": "fvr", "spec": s.name, "case": index}, xs + [u, v])
     (tangent,) = take(list(arrays), 1)
-
-    def gradient(x0: np.ndarray) -> np.ndarray:
-        return gradient_of_projection(f, [x0, *xs[1:]], 0, u)
-
-    expected = directional_derivative(gradient, [xs[0]], 0, v, eps=SECOND_ORDER_EPS)
-    return classify_gradient(
-        "jvp of grad (forward over reverse)",
-        tangent,
-        expected,
-        input_shape=xs[0].shape,
-        output_shape=xs[0].shape,
-        if_zero="detached_backward",
-        atol=_second_order_atol(expected),
-        rtol=1e-3,
-    )
+    return _judge_second_order("jvp of grad (forward over reverse)", tangent, f, xs, u, v)
 
 
 def _repeats(case: Case) -> bool:

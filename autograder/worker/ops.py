@@ -98,21 +98,30 @@ def jvp_handler(
     ]
 
 
+def _projected_gradient(
+    tg: ModuleType, header: dict[str, Any], arrays: Arrays
+) -> tuple[Any, Arrays, Any]:
+    """For the second-order requests (arrays: the inputs, u, v): the spec, the inputs, and
+    g(x) = tg.grad(<u, f(x, others)>), the gradient in the first input with the others fixed."""
+    s = spec(header["spec"])
+    kwargs = s.cases[int(header["case"])].kwargs
+    xs, u = arrays[: s.arity], tg.Tensor(arrays[s.arity])
+    rest = [tg.Tensor(x) for x in xs[1:]]
+
+    def g(z: Any) -> Any:
+        return tg.grad(lambda w: (s.call(tg, w, *rest, **kwargs) * u).sum())(z)
+
+    return s, xs, g
+
+
 def hvp_handler(
     tg: ModuleType, header: dict[str, Any], arrays: Arrays
 ) -> tuple[dict[str, Any], Arrays]:
     """Second order with the student's ``tg.grad``: for the first input x and the others fixed,
     g(x) = grad <u, f(x)> and h = grad <v, g(x)> (a Hessian-vector product).
     Arrays in: the inputs, u, v. Arrays out: g, h."""
-    s = spec(header["spec"])
-    kwargs = s.cases[int(header["case"])].kwargs
-    n = s.arity
-    xs, u, v = arrays[:n], tg.Tensor(arrays[n]), tg.Tensor(arrays[n + 1])
-    rest = [tg.Tensor(x) for x in xs[1:]]
-
-    def g(z: Any) -> Any:
-        return tg.grad(lambda w: (s.call(tg, w, *rest, **kwargs) * u).sum())(z)
-
+    s, xs, g = _projected_gradient(tg, header, arrays)
+    v = tg.Tensor(arrays[s.arity + 1])
     first = g(xs[0])
     second = tg.grad(lambda z: (g(z) * v).sum())(xs[0])
     return {}, [
@@ -128,16 +137,8 @@ def fvr_handler(
     g(x) = tg.grad(<u, f(x)>), and the tangent of g along v, ``tg.jvp(g, (x,), (v,))``
     (H v again, now through the jvp rules of the ops that backward used).
     Arrays in: the inputs, u, v. Arrays out: the tangent."""
-    s = spec(header["spec"])
-    kwargs = s.cases[int(header["case"])].kwargs
-    n = s.arity
-    xs, u, v = arrays[:n], tg.Tensor(arrays[n]), arrays[n + 1]
-    rest = [tg.Tensor(x) for x in xs[1:]]
-
-    def g(z: Any) -> Any:
-        return tg.grad(lambda w: (s.call(tg, w, *rest, **kwargs) * u).sum())(z)
-
-    _, tangent = tg.jvp(g, (xs[0],), (v,))
+    s, xs, g = _projected_gradient(tg, header, arrays)
+    _, tangent = tg.jvp(g, (xs[0],), (arrays[s.arity + 1],))
     return {}, [to_array(tg, tangent, f"{s.name}: tg.jvp of tg.grad")]
 
 

@@ -314,14 +314,14 @@ class _DerivativeWriter:
             return name
         return text
 
-    @staticmethod
-    def _count_uses(roots: list[Tensor], known: set[int]) -> dict[int, int]:
+    def _count_uses(self, root: Tensor) -> dict[int, int]:
+        """How often each new tensor under ``root`` is used (named tensors end the walk)."""
         uses: dict[int, int] = {}
-        stack = list(roots)
+        stack = [root]
         seen: set[int] = set()
         while stack:
             t = stack.pop()
-            if id(t) in known or id(t) in seen or t._ctx is None:
+            if id(t) in self.names or id(t) in seen or t._ctx is None:
                 continue
             seen.add(id(t))
             for x in t._ctx.inputs:
@@ -348,6 +348,7 @@ class _DerivativeWriter:
         self.lines.append(f"    {adjoint[id(out.value)]} = ones_like({self.names[id(out.value)]})")
         assigned = {id(out.value)}
         temps: list[str] = []
+        input_ids = {id(i.value) for i in graph.inputs}
         for n in reversed(graph.ops()):
             assert n.value is not None and n.value._ctx is not None
             if id(n.value) not in adjoint:
@@ -371,10 +372,9 @@ class _DerivativeWriter:
                 if g is None or not x.requires_grad or id(x) not in self.names:
                     continue
                 self.alive.append(g)
-                if x._ctx is None and id(x) not in {id(i.value) for i in graph.inputs}:
-                    continue  # a constant: nobody asks its gradient
-                known = set(self.names) - {id(g)}
-                text = self._expression(g, self._count_uses([g], known), temps)
+                if x._ctx is None and id(x) not in input_ids:
+                    continue  # a constant (a captured parameter): nobody asks its gradient
+                text = self._expression(g, self._count_uses(g), temps)
                 target = f"d{self.names[id(x)]}"
                 adjoint[id(x)] = target
                 operator = "+=" if id(x) in assigned else "="
@@ -394,7 +394,7 @@ class _DerivativeWriter:
         assert n.value is not None
         if n.value.size == 1 and n.value.ndim == 0:
             return _show(n.value.item())
-        self.constants[n.name] = n.value.data
+        self.constants[f"{n.name}_value"] = n.value.data
         return f"constant({n.name}_value)"
 
     def namespace(self) -> dict[str, Any]:
@@ -404,7 +404,6 @@ class _DerivativeWriter:
         for cls in _function_classes():
             space.setdefault(cls.__name__.lower(), _op_caller(cls))
         space.update(self.constants)
-        space.update({f"{k}_value": v for k, v in self.constants.items()})
         space["constant"] = lambda array: Tensor._make(array, "cpu")
         space["ones_like"] = lambda t: Tensor._make(np.ones_like(t.data), t.device)
         space["zeros_like"] = lambda t: Tensor._make(np.zeros_like(t.data), t.device)
