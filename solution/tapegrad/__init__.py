@@ -8,6 +8,7 @@ networks built on them, on NumPy (CPU) or CuPy (GPU).
 """
 
 from . import data, ops
+from .compiler import compile
 from .gradcheck import check_grad
 from .ops import (
     abs,
@@ -53,7 +54,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-    "grad", "value_and_grad", "jvp", "trace", "check_grad", "data", "ops",
+    "grad", "value_and_grad", "jvp", "trace", "compile", "check_grad", "data", "ops",
     "add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "sin", "cos",
     "tanh", "sigmoid", "relu", "abs", "sum", "mean", "max", "min", "reshape", "transpose",
     "broadcast_to", "sum_to", "logsumexp", "softmax", "log_softmax", "concatenate", "stack",

@@ -15,7 +15,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Backend", "get_backend", "device_of_array", "install_cuda_backend", "DEVICES"]
+__all__ = [
+    "Backend", "get_backend", "device_of_array", "install_cuda_backend", "trace_array_type",
+    "DEVICES",
+]  # fmt: skip
 
 DEVICES = ("cpu", "cuda")
 
@@ -95,7 +98,23 @@ def get_backend(device: str | None) -> Backend:
 
 def device_of_array(array: Any) -> str:
     """``"cuda"`` for a CuPy array, ``"cpu"`` for anything else."""
+    if _traced_types:
+        device = _traced_types.get(type(array))
+        if device is not None:
+            return device
     return "cuda" if type(array).__module__.startswith("cupy") else "cpu"
+
+
+_traced_types: dict[type, str] = {}
+
+
+def trace_array_type(kind: type, device: str | None) -> None:
+    """Make ``device_of_array`` say ``device`` for arrays of type ``kind`` (``None``:
+    forget it): :func:`tapegrad.compile` runs a function on stand-in arrays this way."""
+    if device is None:
+        _traced_types.pop(kind, None)
+    else:
+        _traced_types[kind] = device
 
 
 def install_cuda_backend(backend: Backend | None) -> Backend | None:

@@ -1,0 +1,326 @@
+"""tg.compile: the generated code computes what eager tapegrad computes (values, gradients,
+random draws, running statistics), the guards retrace or fall back when they must, and
+each pass keeps results while doing less."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import tapegrad as tg
+from tapegrad import nn
+from tapegrad.backend import Backend, install_cuda_backend
+from tapegrad.compiler import kernel_source
+from tapegrad.nn import functional as F
+from tapegrad.passes import PASSES
+
+from autograder.worker.opspecs import SPECS, make_inputs
+
+
+def _batch(n: int = 16, features: int = 20, classes: int = 5, seed: int = 0):  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    x = tg.Tensor(rng.standard_normal((n, features)).astype(np.float32))
+    y = tg.Tensor(rng.integers(0, classes, n))
+    return x, y
+
+
+def _grads(model: nn.Module) -> list[np.ndarray]:
+    return [p.grad.numpy().copy() for p in model.parameters()]
+
+
+def _step(loss_fn, model, x, y):  # type: ignore[no-untyped-def]
+    model.zero_grad()
+    loss = loss_fn(x, y)
+    loss.backward()
+    return float(loss), _grads(model)
+
+
+def _twins(make):  # type: ignore[no-untyped-def]
+    tg.manual_seed(3)
+    a = make()
+    tg.manual_seed(3)
+    b = make()
+    return a, b
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 5))
+
+
+def test_an_mlp_step_equals_eager_and_runs_compiled() -> None:
+    eager, model = _twins(_mlp)
+    compiled = tg.compile(lambda x, y: F.cross_entropy(model(x), y))
+    for seed in range(4):
+        x, y = _batch(seed=seed)
+        want_loss, want_grads = _step(lambda x, y: F.cross_entropy(eager(x), y), eager, x, y)
+        loss, grads = _step(compiled, model, x, y)
+        assert loss == pytest.approx(want_loss, rel=1e-6)
+        for g, w in zip(grads, want_grads):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7)
+    assert compiled.stats.traces == 1 and compiled.stats.compiled_calls == 3
+    assert compiled.stats.eager_calls == 0
+    source = compiled.source()
+    assert source.startswith("def forward(x, y,") and "def backward(dy," in source
+    assert "@" in source and "xp.maximum" in source
+
+
+def test_training_with_the_compiled_loss_follows_eager_training() -> None:
+    eager, model = _twins(_mlp)
+    opts = [tg.optim.SGD(list(m.parameters()), lr=0.5, momentum=0.9) for m in (eager, model)]
+    fns = [
+        lambda x, y: F.cross_entropy(eager(x), y),
+        tg.compile(lambda x, y: F.cross_entropy(model(x), y)),
+    ]
+    for step in range(20):
+        x, y = _batch(seed=step % 5)
+        for fn, opt in zip(fns, opts):
+            opt.zero_grad()
+            fn(x, y).backward()
+            opt.step()
+    for p, q in zip(eager.parameters(), model.parameters()):
+        np.testing.assert_allclose(q.numpy(), p.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_dropout_draws_the_same_masks_and_batch_norm_updates_its_buffers() -> None:
+    def make() -> nn.Module:
+        return nn.Sequential(
+            nn.Linear(20, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 5)
+        )
+
+    eager, model = _twins(make)
+    compiled = tg.compile(lambda x, y: F.cross_entropy(model(x), y))
+    tg.manual_seed(11)
+    x, y = _batch()
+    want = [_step(lambda x, y: F.cross_entropy(eager(x), y), eager, x, y) for _ in range(3)]
+    tg.manual_seed(11)
+    got = [_step(compiled, model, x, y) for _ in range(3)]
+    for (loss, grads), (want_loss, want_grads) in zip(got, want):
+        assert loss == pytest.approx(want_loss, rel=1e-5)
+        for g, w in zip(grads, want_grads):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+    for b, c in zip(eager.buffers(), model.buffers()):
+        np.testing.assert_allclose(c.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+    assert compiled.stats.compiled_calls == 2
+    assert "draw(" in compiled.source()  # a fresh mask per call, not a constant
+
+
+def test_switching_to_eval_retraces_and_matches_eager() -> None:
+    def make() -> nn.Module:
+        return nn.Sequential(
+            nn.Linear(20, 32), nn.BatchNorm1d(32), nn.Dropout(0.5), nn.Linear(32, 5)
+        )
+
+    eager, model = _twins(make)
+    compiled = tg.compile(lambda x: model(x))
+    x, _ = _batch()
+    with tg.no_grad():
+        for m in (eager, model):
+            m(x)  # one training-mode pass moves the running statistics
+        compiled(x)
+        eager(x)  # keep the twins' buffers in step
+        eager.eval()
+        model.eval()
+        for _ in range(2):
+            np.testing.assert_allclose(compiled(x).numpy(), eager(x).numpy(), rtol=1e-5, atol=1e-6)
+    assert compiled.stats.traces == 2  # training mode, then evaluation mode
+
+
+def test_a_new_shape_or_dtype_is_a_new_trace() -> None:
+    w = tg.Tensor(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True)
+    f = tg.compile(lambda x: tg.tanh(x @ w).sum())
+    for rows in (2, 5, 2, 5):
+        x = tg.Tensor(np.ones((rows, 4)))
+        w.grad = None
+        f(x).backward()
+        got = w.grad.numpy()
+        w.grad = None
+        tg.tanh(x @ w).sum().backward()
+        np.testing.assert_allclose(got, w.grad.numpy(), rtol=1e-12)
+    assert f.stats.traces == 2 and f.stats.compiled_calls == 2
+
+
+def test_gradients_reach_arguments_and_captured_tensors() -> None:
+    rng = np.random.default_rng(1)
+    w = tg.Tensor(rng.standard_normal((3, 3)), requires_grad=True)
+
+    def f(a, b):  # type: ignore[no-untyped-def]
+        return (tg.exp(a) * b + (a @ w) ** 2 - tg.logsumexp(b, axis=1).reshape(-1, 1)).mean()
+
+    compiled = tg.compile(f)
+    for _ in range(2):
+        a = tg.Tensor(rng.standard_normal((2, 3)), requires_grad=True)
+        b = tg.Tensor(rng.standard_normal((2, 3)), requires_grad=True)
+        w.grad = None
+        compiled(a, b).backward()
+        got = [a.grad.numpy(), b.grad.numpy(), w.grad.numpy()]
+        a.grad = b.grad = w.grad = None
+        f(a, b).backward()
+        for g, t in zip(got, (a, b, w)):
+            np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-12)
+    assert compiled.stats.compiled_calls == 1
+
+
+@pytest.mark.parametrize("s", SPECS, ids=lambda s: s.name)
+def test_every_op_spec_compiles_to_the_same_values_and_gradients(s) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    for case in s.cases:
+        xs = make_inputs(s, case, rng)
+
+        def f(*ts, kwargs=case.kwargs):  # type: ignore[no-untyped-def]
+            return s.call(tg, *ts, **kwargs)
+
+        compiled = tg.compile(f)
+        tensors = [tg.Tensor(x, requires_grad=True) for x in xs]
+        out = f(*tensors)
+        cot = rng.standard_normal(out.shape)
+        loss = (f(*tensors) * tg.Tensor(cot)).sum()
+        loss.backward()
+        want = [t.grad.numpy() for t in tensors]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fallback: every op traces
+            for _ in range(2):  # the first call is eager, the second compiled
+                ts = [tg.Tensor(x, requires_grad=True) for x in xs]
+                y = compiled(*ts)
+                np.testing.assert_allclose(y.numpy(), out.numpy(), rtol=1e-12, atol=1e-12)
+                (y * tg.Tensor(cot)).sum().backward()
+                for t, w in zip(ts, want):
+                    np.testing.assert_allclose(t.grad.numpy(), w, rtol=1e-10, atol=1e-12)
+        assert compiled.stats.compiled_calls == 1, s.name
+
+
+def test_a_conv_net_compiles() -> None:
+    def make() -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(4 * 4 * 4, 3),
+        )
+
+    eager, model = _twins(make)
+    compiled = tg.compile(lambda x, y: F.cross_entropy(model(x), y))
+    rng = np.random.default_rng(0)
+    x = tg.Tensor(rng.standard_normal((5, 1, 8, 8)).astype(np.float32))
+    y = tg.Tensor(rng.integers(0, 3, 5))
+    for _ in range(2):
+        loss, grads = _step(compiled, model, x, y)
+    want_loss, want_grads = _step(lambda x, y: F.cross_entropy(eager(x), y), eager, x, y)
+    assert loss == pytest.approx(want_loss, rel=1e-5)
+    for g, w in zip(grads, want_grads):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+    assert compiled.stats.compiled_calls == 1
+
+
+def test_reading_a_value_falls_back_to_eager_with_a_message() -> None:
+    def f(x):  # type: ignore[no-untyped-def]
+        scale = float(x.sum())
+        return x * scale
+
+    compiled = tg.compile(f)
+    x = tg.Tensor(np.arange(3.0))
+    with pytest.warns(UserWarning, match="running eagerly.*float"):
+        compiled(x)
+    for _ in range(2):
+        np.testing.assert_allclose(compiled(x).numpy(), f(x).numpy())
+    assert compiled.stats.compiled_calls == 0 and compiled.stats.eager_calls == 3
+    assert len(compiled.stats.fallbacks) == 1
+
+
+def test_a_branch_on_a_value_is_guarded() -> None:
+    def f(x):  # type: ignore[no-untyped-def]
+        if (x.sum() > 0).data:  # Python control flow on a value
+            return x * 2.0
+        return x - 1.0
+
+    compiled = tg.compile(f)
+    pos, neg = tg.Tensor(np.ones(3)), tg.Tensor(-np.ones(3))
+    compiled(pos)  # eager, traced on the positive branch
+    np.testing.assert_allclose(compiled(pos).numpy(), f(pos).numpy())
+    with pytest.warns(UserWarning, match="branch went the other way"):
+        np.testing.assert_allclose(compiled(neg).numpy(), f(neg).numpy())
+    assert compiled.stats.compiled_calls == 1 and compiled.stats.eager_calls == 1
+    assert "raise Diverged" in compiled.source()
+
+
+def test_backward_inside_and_higher_order_are_refused_clearly() -> None:
+    w = tg.Tensor(np.ones(3), requires_grad=True)
+
+    def with_backward(x):  # type: ignore[no-untyped-def]
+        loss = (x * w).sum()
+        loss.backward()
+        return loss
+
+    compiled = tg.compile(with_backward)
+    with pytest.warns(UserWarning, match=r"calls \.backward\(\)"):
+        compiled(tg.Tensor(np.ones(3)))
+    square = tg.compile(lambda x: (x * x * w).sum())
+    x = tg.Tensor(np.ones(3), requires_grad=True)
+    square(x)
+    y = square(x)
+    with pytest.raises(RuntimeError, match="first-order"):
+        y.backward(create_graph=True)
+
+
+def test_the_passes_keep_results_and_cut_operations() -> None:
+    def f(x, w):  # type: ignore[no-untyped-def]
+        _ = tg.exp(x) * 3.0  # computed, never used: dead
+        h = tg.relu(x @ w) * 2.0 + 1.0
+        return (tg.tanh(h) * tg.sigmoid(h)).sum()
+
+    rng = np.random.default_rng(0)
+    x = tg.Tensor(rng.standard_normal((8, 6)))
+    w = tg.Tensor(rng.standard_normal((6, 4)), requires_grad=True)
+    results = {}
+    for passes in ((), ("fold",), ("fold", "dce"), ("fold", "dce", "fuse"), tuple(PASSES)):
+        fn = tg.compile(passes=passes)(f)
+        fn(x, w)
+        w.grad = None
+        y = fn(x, w)
+        y.backward()
+        results[passes] = (y.item(), w.grad.numpy(), fn.op_counts()["compiled"], fn.source())
+    base_value, base_grad, base_count, base_source = results[()]
+    assert "xp.exp" in base_source and "xp.exp" not in results[("fold", "dce")][3]
+    counts = [r[2] for r in results.values()]
+    assert counts[2] < counts[1] <= counts[0] and counts[3] < counts[2]
+    for value, grad, _, _ in results.values():
+        assert value == pytest.approx(base_value, rel=1e-12)
+        np.testing.assert_allclose(grad, base_grad, rtol=1e-12)
+    assert "out=" in results[tuple(PASSES)][3]  # buffers reused
+
+
+def test_a_fused_chain_has_one_c_expression_per_member() -> None:
+    x = tg.Tensor(np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32))
+    fn = tg.compile(passes=("fold", "dce", "fuse"))(lambda x: tg.exp(tg.tanh(x) * 2.0 + 1.0))
+    fn(x)
+    np.testing.assert_allclose(fn(x).numpy(), np.exp(np.tanh(x.numpy()) * 2 + 1), rtol=1e-6)
+    fused = [i for i in fn._entry().forward.program.instrs if i.fused is not None]
+    assert len(fused) == 1 and [m.name for m in fused[0].fused] == [
+        "tanh",
+        "multiply",
+        "add",
+        "exp",
+    ]
+    params, out, body = kernel_source(fused[0])
+    assert params == "float32 x0" and out == "float32 y"
+    assert body == (
+        "float t0 = tanh(x0); float t1 = (t0 * ((float)2.0)); float t2 = (t1 + ((float)1.0)); "
+        "float t3 = exp(t2); y = t3;"
+    )
+
+
+def test_the_cuda_path_with_numpy_standing_in() -> None:
+    previous = install_cuda_backend(Backend("cuda", np, np.asarray, np.add.at))
+    try:
+        tg.manual_seed(0)
+        model = _mlp().to("cuda")
+        compiled = tg.compile(lambda x, y: F.cross_entropy(model(x), y))
+        x, y = (t.to("cuda") for t in _batch())
+        results = [_step(compiled, model, x, y) for _ in range(2)]
+        want = _step(lambda x, y: F.cross_entropy(model(x), y), model, x, y)
+        assert results[1][0] == pytest.approx(want[0], rel=1e-6)
+        assert all(p.grad.device == "cuda" for p in model.parameters())
+        assert compiled.stats.compiled_calls == 1
+    finally:
+        install_cuda_backend(previous)
