@@ -23,10 +23,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_assignment_ids_lists_the_real_assignments() -> None:
-    assert assignment_ids(REPO_ROOT) == ["hw1", "hw2", "hw3"]
+    assert assignment_ids(REPO_ROOT) == ["hw1", "hw2", "hw3", "hw4"]
 
 
-@pytest.mark.parametrize("assignment_id", ["hw1", "hw2", "hw3"])
+@pytest.mark.parametrize("assignment_id", ["hw1", "hw2", "hw3", "hw4"])
 def test_real_assignments_load_and_total_100(assignment_id: str) -> None:
     a = load_assignment(assignment_id, REPO_ROOT)
     assert a.id == assignment_id

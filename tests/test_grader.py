@@ -78,7 +78,7 @@ ASSIGNMENTS = assignment_ids(KIT_ROOT)
 
 
 MODULE_CHECKS = [
-    c for aid in ("hw2", "hw3") for c in load_assignment(aid).checks if c.kind == "module"
+    c for aid in ("hw2", "hw3", "hw4") for c in load_assignment(aid).checks if c.kind == "module"
 ]
 
 

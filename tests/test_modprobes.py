@@ -16,7 +16,7 @@ import tapegrad as tg
 import tapegrad.train  # noqa: F401 - tg.train, which the accuracy probe uses
 from conftest import worker_session
 
-from autograder.config import load_assignment
+from autograder.config import assignment_ids, load_assignment
 from autograder.grading.cases import RequestFailed
 from autograder.grading.diagnose import BUG_CLASSES, Verdict
 from autograder.grading.modules import PROBES, run_module_check
@@ -60,7 +60,7 @@ def _patched(**changes: Any) -> SimpleNamespace:
 def test_every_probe_named_in_the_assignments_exists() -> None:
     named = {
         c.probe
-        for hw in ("hw1", "hw2", "hw3")
+        for hw in assignment_ids(REPO)
         for c in load_assignment(hw, REPO).checks
         if c.kind == "module"
     }

@@ -111,6 +111,14 @@ BUG_CLASSES: dict[str, str] = {
         "parameters(), train()/eval() or state_dict() do not reach every sub-module, "
         "parameter and buffer exactly once (sub-modules, lists of modules, shared parameters)"
     ),
+    "wrong_trace": "the trace is not the run's Wengert list: one input node per argument, "
+    "first; each op of the run once (a value used twice is one node)",
+    "wrong_order": "a node comes before a value it reads: list values after their inputs "
+    "(the post-order of a depth-first search, as topological_order)",
+    "not_compiled": "tg.compile ran the function eagerly: a pass raised or tracing failed "
+    "(call the compiled function yourself to see its warning)",
+    "dead_values_kept": "dead-value elimination keeps operations whose results nothing "
+    "reads: walk the instructions backwards from the outputs",
 }
 
 # bug classes that withhold the whole check's points, not only their case's share: the other

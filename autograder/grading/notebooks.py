@@ -173,6 +173,61 @@ def _max_pool_grad_cases(rng: np.random.Generator) -> list[Case]:
     return cases
 
 
+# The programs of hw4's notebook: row i is [op, a, b], value k + i = op(value a, value b)
+# for k inputs (b = -1 for one-argument ops); ops 0 add, 1 mul, 2 sub, 3 sin, 4 cos, 5 exp,
+# 6 log. Drawn with every value reachable or not, reused or not; log only of an input (drawn
+# positive), and redrawn until no value exceeds 1e6 (products of products grow fast).
+_UNARY = {3: np.sin, 4: np.cos, 6: np.log}
+
+
+def _program(rng: np.random.Generator, inputs: int, length: int) -> np.ndarray:
+    while True:
+        rows = []
+        for i in range(length):
+            available = inputs + i
+            if rng.random() < 0.35:
+                op = int(rng.choice((3, 4, 6)))
+                a = int(rng.integers(0, inputs)) if op == 6 else int(rng.integers(0, available))
+                rows.append([op, a, -1])
+            else:
+                a, b = (int(v) for v in rng.integers(0, available, 2))
+                rows.append([int(rng.integers(0, 3)), a, b])
+        values = list(rng.uniform(0.5, 2.0, inputs))
+        for op, a, b in rows:
+            u, v = values[a], values[b]
+            values.append({0: u + v, 1: u * v, 2: u - v}[op] if op < 3 else _UNARY[op](u))
+        if max(abs(v) for v in values) < 1e6:
+            return np.array(rows, dtype=np.int64)
+
+
+def _reverse_sweep_cases(rng: np.random.Generator) -> list[Case]:
+    cases: list[Case] = []
+    course = np.array([[6, 0, -1], [1, 0, 1], [0, 2, 3], [3, 1, -1], [2, 4, 5]])
+    cases.append(("the course example ln(x1) + x1 x2 - sin(x2) at (2, 5)", {},
+                  [course, np.array([2.0, 5.0])]))  # fmt: skip
+    cases.append(("Y = X + X, Z = Y * X (a value used twice)", {},
+                  [np.array([[0, 0, 0], [1, 1, 0]]), np.array([1.5])]))  # fmt: skip
+    for inputs, length in ((2, 6), (3, 10), (1, 8)):
+        program = _program(rng, inputs, length)
+        label = f"a random program: {inputs} inputs, {length} operations"
+        cases.append((label, {}, [program, rng.uniform(0.5, 2.0, inputs)]))
+    return cases
+
+
+def _liveness_cases(rng: np.random.Generator) -> list[Case]:
+    cases: list[Case] = []
+    chain = np.array([[5, 0, -1], [1, 0, 0], [0, 2, 1], [3, 0, -1]])  # value 4 (sin x) dead
+    cases.append(("exp(x) + x * x, with sin(x) computed and unused", {"inputs": 1},
+                  [chain, np.array([3])]))  # fmt: skip
+    for inputs, length, outs in ((2, 8, 1), (3, 12, 2), (1, 6, 1)):
+        program = _program(rng, inputs, length)
+        total = inputs + length
+        outputs = rng.choice(np.arange(inputs, total), size=outs, replace=False)
+        label = f"a random program: {inputs} inputs, {length} operations, outputs {list(outputs)}"
+        cases.append((label, {"inputs": inputs}, [program, outputs.astype(np.int64)]))
+    return cases
+
+
 NOTEBOOK_PROBES: dict[str, NotebookProbe] = {
     "numerical_derivative": NotebookProbe(_numerical_derivative_cases, 1e-9, 1e-6),
     "derivative": NotebookProbe(_derivative_cases, 1e-10, 1e-9),
@@ -188,6 +243,11 @@ NOTEBOOK_PROBES: dict[str, NotebookProbe] = {
     "im2col_shape": NotebookProbe(_im2col_shape_cases, 0, 0),
     "col2im_loops": NotebookProbe(_col2im_cases, 1e-12, 1e-12, "col2im(cols)"),
     "max_pool_grad": NotebookProbe(_max_pool_grad_cases, 1e-12, 1e-12, "the gradient of x"),
+    "reverse_sweep": NotebookProbe(
+        _reverse_sweep_cases, 1e-12, 1e-10, "the values of the program, then the gradients"
+    ),
+    "dead_mask": NotebookProbe(_liveness_cases, 0, 0, "which operations are kept (1) or not"),
+    "last_use": NotebookProbe(_liveness_cases, 0, 0, "the last reader of each value"),
 }
 
 

@@ -155,6 +155,30 @@ def _im2col_shape_call(
     return [np.array([rows, cols], dtype=np.int64)]
 
 
+def _reverse_sweep_call(
+    ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
+    program, x = arrays
+    values, grads = ns["reverse_sweep"](program.astype(np.int64), x.copy())
+    return [np.asarray(values, np.float64), np.asarray(grads, np.float64)]
+
+
+def _dead_mask_call(
+    ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
+    program, outputs = arrays
+    kept = ns["dead_mask"](program.astype(np.int64), params["inputs"], [int(o) for o in outputs])
+    return [np.asarray(kept, dtype=bool).astype(np.int64)]
+
+
+def _last_use_call(
+    ns: Namespace, params: dict[str, Any], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
+    program, outputs = arrays
+    last = ns["last_use"](program.astype(np.int64), params["inputs"], [int(o) for o in outputs])
+    return [np.asarray(last, dtype=np.int64)]
+
+
 Call = Callable[[Namespace, dict[str, Any], list[np.ndarray]], list[np.ndarray]]
 
 # graded function -> how to call it on one case (the same on both sides)
@@ -169,6 +193,9 @@ CALLS: dict[str, Call] = {
     "im2col_shape": _im2col_shape_call,
     "col2im_loops": _col2im_call,
     "max_pool_grad": _max_pool_grad_call,
+    "reverse_sweep": _reverse_sweep_call,
+    "dead_mask": _dead_mask_call,
+    "last_use": _last_use_call,
 }
 
 

@@ -139,33 +139,22 @@ def trace(f: Callable[..., Tensor], *example_args: Any) -> Graph:
         out = f(*leaves)
     if not isinstance(out, Tensor):
         raise TypeError(f"trace: f must return a Tensor, got {type(out).__name__}")
-    n = len(leaves)
-    nodes: dict[int, Node] = {}
-    for k, (x, name) in enumerate(zip(leaves, names)):
-        nodes[id(x)] = Node(f"v{k - n + 1}", "input", label=name, value=x)
-    order = _all_values(out)
-    counters = {"op": 0, "constant": 0}
-    for t in order:
-        if id(t) in nodes:
-            continue
-        if t._ctx is None:
-            label = _show(t.item()) if t.size == 1 else f"constant{t.shape}"
-            nodes[id(t)] = Node(f"c{counters['constant']}", "constant", label=label, value=t)
-            counters["constant"] += 1
-            continue
-        counters["op"] += 1
-        ctx = t._ctx
-        nodes[id(t)] = Node(
-            f"v{counters['op']}",
-            "op",
-            op=type(ctx).__name__.lower(),
-            inputs=[nodes[id(x)] for x in ctx.inputs],
-            attrs=_attrs(ctx),
-            value=t,
-        )
-    inputs = [nodes[id(x)] for x in leaves]
-    ordered = inputs + [nodes[id(t)] for t in order if nodes[id(t)].kind != "input"]
-    return Graph(ordered, inputs, nodes[id(out)])
+    return _graph(leaves, names, out)
+
+
+def _graph(leaves: list[Tensor], names: list[str], out: Tensor) -> Graph:
+    """The Wengert list of ``out``, computed from the input tensors ``leaves``.
+
+    Name the ``n`` inputs as the lectures do, ``v{k - n + 1}`` for the k-th (``v-1``, ``v0``
+    for two), each labelled with its parameter name. Then visit :func:`_all_values` in order
+    (each tensor after those it was computed from) and make a :class:`Node` for each tensor not
+    named yet: a tensor with no recorded op (``t._ctx is None``) is a constant, ``c0``,
+    ``c1``, ... (labelled with its value when it has one element, else
+    ``constant<shape>``); any other is an op, ``v1``, ``v2``, ..., with ``op`` the lowercase
+    name of its Function's class, its ``inputs`` the nodes of ``ctx.inputs`` and its
+    ``attrs`` from :func:`_attrs`. Return the inputs first, then the other nodes in that order.
+    """
+    raise NotImplementedError("hw4: _graph")
 
 
 def _all_values(root: Tensor) -> list[Tensor]:
@@ -343,52 +332,33 @@ class _DerivativeWriter:
                 assert n.value is not None and n.value._ctx is not None
                 args = [self.names[id(x)] for x in n.value._ctx.inputs]
                 self.lines.append(f"    {n.name} = {self._call(n.value._ctx, args)}")
-        out = graph.output
-        adjoint = {id(out.value): f"d{self.names[id(out.value)]}"}
-        self.lines.append(f"    {adjoint[id(out.value)]} = ones_like({self.names[id(out.value)]})")
-        assigned = {id(out.value)}
-        temps: list[str] = []
-        input_ids = {id(i.value) for i in graph.inputs}
-        for n in reversed(graph.ops()):
-            assert n.value is not None and n.value._ctx is not None
-            if id(n.value) not in adjoint:
-                continue  # no gradient reaches this value
-            ctx = n.value._ctx
-            seed = Tensor._make(n.value.data, n.value.device)  # stands for the adjoint
-            seed.requires_grad = True
-            self.names[id(seed)] = adjoint[id(n.value)]
-            self.alive.append(seed)
-            try:
-                with enable_grad():
-                    contributions = ctx.backward(seed)
-            except NotImplementedError as exc:
-                raise TypeError(
-                    f"derivative_source: {n.name} = {n.expression()}: the op "
-                    f"{type(ctx).__name__} has no derivative rule ({exc})"
-                ) from None
-            args = [self.names[id(x)] for x in ctx.inputs]
-            self.lines.append(f"    # {self.names[id(n.value)]} = {self._call(ctx, args)}")
-            for x, g in zip(ctx.inputs, contributions):
-                if g is None or not x.requires_grad or id(x) not in self.names:
-                    continue
-                self.alive.append(g)
-                if x._ctx is None and id(x) not in input_ids:
-                    continue  # a constant (a captured parameter): nobody asks its gradient
-                text = self._expression(g, self._count_uses(g), temps)
-                target = f"d{self.names[id(x)]}"
-                adjoint[id(x)] = target
-                operator = "+=" if id(x) in assigned else "="
-                assigned.add(id(x))
-                self.lines.append(f"    {target} {operator} {text}")
+        adjoint = self._adjoints(graph)
         grads = []
         for i in graph.inputs:
             assert i.value is not None
             grads.append(adjoint.get(id(i.value), f"zeros_like({i.label})"))
-        result = self.names[id(out.value)]
+        result = self.names[id(graph.output.value)]
         self.lines.append(
             f"    return {result}, ({', '.join(grads)}{',' if len(grads) == 1 else ''})"
         )
         return "\n".join(self.lines) + "\n"
+
+    def _adjoints(self, graph: Graph) -> dict[int, str]:
+        """Append the adjoint lines, the output's last: returns ``{id(tensor): its adjoint's
+        name}`` for every value a gradient reached.
+
+        Start with ``d<out> = ones_like(<out>)``. Visit the op nodes from last to first,
+        skipping those no gradient reached. For each, stand a fresh Tensor (``seed``, made
+        with ``Tensor._make`` from the node's data, requiring grad) for the node's adjoint:
+        name it ``self.names[id(seed)] = adjoint name``, keep it in ``self.alive``. Run the op's
+        rule, ``ctx.backward(seed)``, with the tape on (``enable_grad()``), so the rule's
+        tapegrad ops are recorded; a rule that raises NotImplementedError is a TypeError that
+        names the node and the op. Write a comment line with the op, then, per input that
+        requires grad and has a name (constants that are not inputs get none: nobody asks
+        their gradient), one line ``d<input> = <expression>`` the first time and ``+=`` after,
+        the expression from :meth:`_expression` (with :meth:`_count_uses`; ``temps`` shared).
+        """
+        raise NotImplementedError("hw4: _DerivativeWriter._adjoints")
 
     def _name_constant_value(self, n: Node) -> str:
         assert n.value is not None

@@ -13,6 +13,7 @@ from ..cases import Request, RequestFailed, run_cases
 from ..diagnose import Verdict
 from ..results import CaseOutcome
 from .base import ModuleProbe, Outputs
+from .compiler import DEAD_VALUES_PROBE, DERIVATIVE_SOURCE_PROBE, TRACE_PROBE
 from .conv import CONV2D_PROBE, MAXPOOL2D_PROBE
 from .gradcheck import CENTRAL_DIFFERENCE_PROBE
 from .init import KAIMING_PROBE, XAVIER_PROBE
@@ -42,6 +43,9 @@ _PROBES = (
     CENTRAL_DIFFERENCE_PROBE,
     EARLY_STOPPING_PROBE,
     ACCURACY_PROBE,
+    TRACE_PROBE,
+    DERIVATIVE_SOURCE_PROBE,
+    DEAD_VALUES_PROBE,
 )
 
 PROBES: dict[str, ModuleProbe] = {p.name: p for p in _PROBES}

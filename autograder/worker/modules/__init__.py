@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import conv, gradcheck, init, layers, losses, normalization, optim, structure
+from . import compiler, conv, gradcheck, init, layers, losses, normalization, optim, structure
 
 __all__ = ["RUNS", "module_handler"]
 
@@ -41,6 +41,9 @@ RUNS: dict[str, Run] = {
     "central_difference": gradcheck.run_central_difference,
     "early_stopping": optim.run_early_stopping,
     "accuracy": losses.run_accuracy,
+    "trace": compiler.run_trace,
+    "derivative_source": compiler.run_derivative_source,
+    "dead_values": compiler.run_dead_values,
 }
 
 

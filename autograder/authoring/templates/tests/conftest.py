@@ -5,6 +5,7 @@ MARKERS = {
     "hw1": "automatic differentiation: ops, the tape, backward, forward mode",
     "hw2": "neural networks: modules, losses, initialization, optimizers",
     "hw3": "convolution and pooling",
+    "hw4": "tracing, derivative code and compiler passes",
 }
 
 
