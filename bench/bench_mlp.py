@@ -163,6 +163,49 @@ class TapegradCompiled(Tapegrad):
         return loss
 
 
+class TorchEager:
+    """PyTorch eager on CUDA, the same network, weights and SGD (when PyTorch is installed)."""
+
+    def __init__(self, torch: Any, weights: list[np.ndarray]) -> None:
+        self.torch = torch
+        w1, b1, w2, b2 = (torch.tensor(w, device="cuda") for w in weights)
+        self.model = torch.nn.Sequential(
+            torch.nn.Linear(784, HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, CLASSES)
+        ).cuda()
+        with torch.no_grad():
+            for p, w in zip(self.model.parameters(), (w1, b1, w2, b2)):
+                p.copy_(w)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=LR)
+
+    def _tensor(self, a: Any) -> Any:
+        return self.torch.as_tensor(a, device="cuda")  # CuPy arrays via __cuda_array_interface__
+
+    def logits(self, x: Any) -> Any:
+        import cupy
+
+        with self.torch.no_grad():
+            return cupy.asarray(self.model(self._tensor(x)))
+
+    def step(self, x: Any, y: Any) -> Any:
+        loss = self.torch.nn.functional.cross_entropy(
+            self.model(self._tensor(x)), self._tensor(y).long()
+        )
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss
+
+
+def make_torch(weights: list[np.ndarray]) -> Any:
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return TorchEager(torch, weights)
+
+
 def accuracy(net: Any, x: Any, y: np.ndarray, to_host: Callable[[Any], np.ndarray]) -> float:
     return float((to_host(net.logits(x)).argmax(axis=1) == y).mean())
 
@@ -295,10 +338,20 @@ def run_cuda(epochs: int, seed: int, steps: int, trials: int) -> int:
 
     x, y, x_test, y_test = load_data()
     model = make_tapegrad_model(seed)
-    weights = weights_of(model)
+    weights = weights_of(model, "out_in")
     model.to("cuda")
     assert all(p.device == "cuda" for p in model.parameters())
-    nets = {"tapegrad": Tapegrad(model, "cuda"), "cupy": HandWritten(weights, cupy)}
+    compiled_model = make_tapegrad_model(seed).to("cuda")
+    nets: dict[str, Any] = {
+        "tapegrad": Tapegrad(model, "cuda"),
+        "compiled": TapegradCompiled(compiled_model, "cuda"),
+        "cupy": HandWritten(weights, cupy, "out_in"),
+    }
+    torch_net = make_torch(weights)
+    if torch_net is not None:
+        nets["torch"] = torch_net
+    else:
+        print("PyTorch with CUDA is not available: no side-by-side PyTorch figure")
     xg, yg = cupy.asarray(x), cupy.asarray(y)
     n_batches = len(y) // BATCH  # full batches only: every step has the same shape
     batches = [(xg[i * BATCH : (i + 1) * BATCH], yg[i * BATCH : (i + 1) * BATCH])
@@ -315,12 +368,13 @@ def run_cuda(epochs: int, seed: int, steps: int, trials: int) -> int:
         end.synchronize()
         return cupy.cuda.get_elapsed_time(start, end) / count
 
-    for net in nets.values():  # warm-up: kernel compilation, memory pool
+    for net in nets.values():  # warm-up: kernel compilation, memory pool, the trace
         timed(net, n_batches)
     results: dict[str, list[float]] = {name: [] for name in nets}
     wall: dict[str, list[float]] = {name: [] for name in nets}
     for trial in range(trials):
-        for name in list(nets) if trial % 2 == 0 else list(nets)[::-1]:
+        order = list(nets)[trial % len(nets) :] + list(nets)[: trial % len(nets)]
+        for name in order:
             t0 = time.perf_counter()
             results[name].append(timed(nets[name], steps))
             wall[name].append((time.perf_counter() - t0) * 1e3 / steps)
@@ -331,15 +385,22 @@ def run_cuda(epochs: int, seed: int, steps: int, trials: int) -> int:
     ms = {name: statistics.median(v) for name, v in results.items()}
     print(f"\nms per training step (784-{HIDDEN}-{CLASSES}, batch {BATCH}, float32), "
           f"median of {trials} runs of {steps} steps:")  # fmt: skip
-    for label, value in (("tapegrad on CuPy", ms["tapegrad"]), ("hand-written CuPy", ms["cupy"])):
-        key = "tapegrad" if label.startswith("tapegrad") else "cupy"
-        print(f"  {label:<20} {value:7.3f} ms   (host wall clock "
+    labels = {"tapegrad": "tapegrad on CuPy", "compiled": "tapegrad compiled",
+              "cupy": "hand-written CuPy", "torch": "PyTorch eager"}  # fmt: skip
+    for key, value in ms.items():
+        print(f"  {labels[key]:<20} {value:7.3f} ms   (host wall clock "
               f"{statistics.median(wall[key]):.3f} ms)")  # fmt: skip
-    print(f"  ratio tapegrad / hand-written: {ms['tapegrad'] / ms['cupy']:.2f}x")
+    ratio = ms["tapegrad"] / ms["cupy"]
+    print(f"  eager tapegrad / hand-written CuPy: {ratio:.2f}x (target <= 1.15x: "
+          f"{'ok' if ratio <= 1.15 else 'OVER'})")  # fmt: skip
+    if "torch" in ms:
+        ratio = ms["compiled"] / ms["torch"]
+        print(f"  compiled tapegrad / PyTorch eager: {ratio:.2f}x (target <= 1.0x: "
+              f"{'ok' if ratio <= 1.0 else 'OVER'})")  # fmt: skip
     print("reference, H100: " + ", ".join(f"{k} {v:.2f} ms" for k, v in REFERENCE_GPU_MS.items()))
     xt = cupy.asarray(x_test)
     acc = {name: accuracy(net, xt, y_test, cupy.asnumpy) for name, net in nets.items()}
-    print(f"test accuracy: tapegrad {acc['tapegrad']:.3f}, hand-written CuPy {acc['cupy']:.3f}")
+    print("test accuracy: " + ", ".join(f"{labels[k]} {a:.3f}" for k, a in acc.items()))
     return 0
 
 
