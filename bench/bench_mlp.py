@@ -231,6 +231,9 @@ def live_tensors() -> int:
     return sum(1 for o in gc.get_objects() if isinstance(o, tg.Tensor))
 
 
+BLOCK = 8  # batches each version runs in a row before the next takes over
+
+
 def run_epoch(
     nets: dict[str, Any],
     x: np.ndarray,
@@ -238,18 +241,23 @@ def run_epoch(
     order: np.ndarray,
     steps: dict[str, list[float]],
 ) -> None:
-    """One epoch for every network, interleaved batch by batch (so that machine noise and
-    cache effects hit all of them alike), each step timed on its own into ``steps``."""
+    """One epoch for every network, interleaved in blocks of :data:`BLOCK` batches (each
+    version runs the same block in turn, who goes first rotating), so that slow drifts of the
+    machine hit all versions alike while each keeps its own data in cache within a block;
+    every step is timed on its own into ``steps``."""
     xs, ys = x[order], y[order]
     names = list(nets)
-    for k, i in enumerate(range(0, len(ys), BATCH)):
-        xb, yb = xs[i : i + BATCH], ys[i : i + BATCH]
-        turn = names[k % len(names) :] + names[: k % len(names)]  # rotate who goes first
+    starts = list(range(0, len(ys), BATCH))
+    for k, first in enumerate(range(0, len(starts), BLOCK)):
+        block = starts[first : first + BLOCK]
+        turn = names[k % len(names) :] + names[: k % len(names)]
         for name in turn:
-            start = time.perf_counter()
-            loss = nets[name].step(xb, yb)
-            steps[name].append(time.perf_counter() - start)
-            del loss
+            for i in block:
+                xb, yb = xs[i : i + BATCH], ys[i : i + BATCH]
+                start = time.perf_counter()
+                loss = nets[name].step(xb, yb)
+                steps[name].append(time.perf_counter() - start)
+                del loss
 
 
 def run_cpu(epochs: int, seed: int) -> int:
@@ -264,8 +272,8 @@ def run_cpu(epochs: int, seed: int) -> int:
     }
     rng = np.random.default_rng(seed)
     steps = -(-len(y) // BATCH)
-    print(f"{epochs} epochs of {steps} steps, the three versions interleaved batch by batch; "
-          "epoch 0 is a warm-up, excluded\n")  # fmt: skip
+    print(f"{epochs} epochs of {steps} steps, the versions interleaved in blocks of {BLOCK} "
+          "batches; epoch 0 is a warm-up, excluded\n")  # fmt: skip
     print(f"  {'epoch':>5} {'tapegrad ms':>12} {'compiled ms':>12} {'numpy ms':>9} "
           f"{'(in, out)':>10} {'RSS MB':>8} {'live Tensors':>13}")  # fmt: skip
     kept: dict[str, list[float]] = {name: [] for name in nets}

@@ -324,3 +324,44 @@ def test_the_cuda_path_with_numpy_standing_in() -> None:
         assert compiled.stats.compiled_calls == 1
     finally:
         install_cuda_backend(previous)
+
+
+def test_backward_on_the_output_accumulates_as_eager() -> None:
+    rng = np.random.default_rng(4)
+    w = tg.Tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    x = tg.Tensor(rng.standard_normal((5, 3)))
+    f = tg.compile(lambda x: tg.tanh(x @ w))
+    f(x)
+    y = f(x)  # compiled, a (5, 2) output
+    cot = rng.standard_normal((5, 2))
+    y.backward(cot)
+    y.backward(tg.Tensor(cot))  # twice: gradients add up, as in eager mode
+    (f(x) * 2.0).sum().backward()  # used further: the tape's general path
+    got = w.grad.numpy()
+    w.grad = None
+    z = tg.tanh(x @ w)
+    z.backward(cot)
+    z.backward(cot)
+    (tg.tanh(x @ w) * 2.0).sum().backward()
+    np.testing.assert_allclose(got, w.grad.numpy(), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="one-element"):
+        f(x).backward()
+    assert f.stats.compiled_calls == 3
+
+
+def test_state_the_trace_cannot_see_is_refused_not_frozen() -> None:
+    scratch = np.zeros(3)
+    w = tg.Tensor(np.ones(3), requires_grad=True)
+
+    def f(x):  # type: ignore[no-untyped-def]
+        y = x * w
+        np.multiply(y.data, 2.0, out=scratch)  # a side effect on an array outside the trace
+        return y.sum()
+
+    compiled = tg.compile(f)
+    with pytest.warns(
+        UserWarning, match="running eagerly.*writes into an array that is not traced"
+    ):
+        compiled(tg.Tensor(np.arange(3.0)))
+    compiled(tg.Tensor(np.arange(3.0) + 1))
+    np.testing.assert_allclose(scratch, 2 * (np.arange(3.0) + 1))  # eager: updated each call

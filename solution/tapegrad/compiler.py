@@ -48,7 +48,7 @@ from .backend import Backend, get_backend, install_cuda_backend, trace_array_typ
 from .passes import C_FORMS, PASSES
 from .program import Instr, Program, Recorder, Source, Tracer, TracingNumPy, Untraceable, Value
 from .program import emit as _emit
-from .tensor import Function, Tensor, _Mode, backprop, set_grad_enabled
+from .tensor import Function, Tensor, _as_cotangent, _Mode, backprop, set_grad_enabled
 from .transforms import tree_flatten, tree_unflatten
 
 __all__ = ["Compiled", "compile"]
@@ -106,6 +106,15 @@ class Compiled:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.stats.calls += 1
+        last = self.last
+        if last is not None and not kwargs and last.accepts(args) and last.holds():
+            try:  # the common case: the signature of the previous call
+                result = last.run(args)
+            except Diverged:
+                pass  # the general path below runs it eagerly, with the message
+            else:
+                self.stats.compiled_calls += 1
+                return result
         if kwargs:
             return self._eager(args, kwargs, "keyword arguments are not compiled")
         try:
@@ -155,6 +164,7 @@ class Compiled:
                 )
             return result
         self.stats.traces += 1
+        entry.key = key
         self.cache[key] = self.last = entry
         if self.verbose:
             print(f"tg.compile({self.__name__}): traced {entry.summary()}")
@@ -641,6 +651,7 @@ class _Entry:
     grad_copied: list[bool]  # gradients that are the cotangent, a saved array or a repeat
     device: str
     counts: dict[str, int]
+    key: tuple[Any, ...] = ()  # the signature it was traced for (see _signature)
 
     def __post_init__(self) -> None:
         self.single = self.treedef.kind == "leaf" and self.n_outputs == 1
@@ -659,6 +670,29 @@ class _Entry:
             f"{n} forward and {m} backward operations (traced {self.counts['traced']}), "
             f"{len(self.swaps)} parameters and buffers"
         )
+
+    def accepts(self, args: tuple[Any, ...]) -> bool:
+        """Is ``args`` of this entry's signature? (:func:`_signature`, without building it.)"""
+        if len(args) != len(self.key) - 1 or _Mode.grad_enabled is not self.key[0]:
+            return False
+        for a, k in zip(args, self.key[1:]):
+            if type(a) is Tensor:
+                data = a.data
+                if (
+                    k[0] != "T"
+                    or data.shape != k[1]
+                    or data.dtype != k[2]
+                    or a.device != k[3]
+                    or a.requires_grad_ is not k[4]
+                ):
+                    return False
+            else:
+                try:
+                    if _signature((a,))[1:] != (k,):
+                        return False
+                except Untraceable:
+                    return False
+        return True
 
     def holds(self) -> bool:
         """The guards beyond the arguments: parameters and buffers keep their shape, dtype,
@@ -687,10 +721,10 @@ class _Entry:
         n = self.n_outputs
         y: Tensor | None
         if self.single:  # the common case: one tensor out
-            y = Tensor._make(_as_array(results[0]), self.device)
+            y = _Output._make(_as_array(results[0]), self.device)
             out: Any = y
         else:
-            made = [Tensor._make(_as_array(r), self.device) for r in results[:n]]
+            made = [_Output._make(_as_array(r), self.device) for r in results[:n]]
             it = iter(made)
             leaves = [next(it) if s is None else s for s in self.static]
             out = tree_unflatten(self.treedef, leaves)
@@ -708,6 +742,36 @@ class _Entry:
 
 def _as_array(value: Any) -> Any:
     return np.asarray(value) if isinstance(value, np.generic) else value
+
+
+class _Output(Tensor):
+    """What a compiled function returns: a Tensor whose ``backward()`` goes straight to the
+    generated backward when the graph's inputs are all leaves (the usual case: a loss of
+    parameters and data), skipping the tape's walk over a graph of one node."""
+
+    __slots__ = ()
+
+    def backward(self, grad: Any = None, create_graph: bool = False) -> None:
+        node = self._ctx
+        if (
+            create_graph
+            or type(node) is not _CompiledGraph
+            or (grad is None and self.size != 1)
+            or any(x._ctx is not None for x in node.inputs)
+        ):
+            return Tensor.backward(self, grad, create_graph)  # the general path, its errors
+        if grad is None:
+            cotangent = Tensor._make(get_backend(self.device).xp.ones((), self.dtype), self.device)
+            if self.shape:
+                cotangent = Tensor._make(cotangent.data.reshape(self.shape), self.device)
+        else:
+            cotangent = _as_cotangent(grad, self)
+        with set_grad_enabled(False):
+            grads = node.backward(cotangent)
+        for x, g in zip(node.inputs, grads):
+            if g is None or not x.requires_grad_:
+                continue
+            x.grad = g if x.grad is None else x.grad + g
 
 
 class _CompiledGraph(Function):

@@ -422,6 +422,8 @@ class _TracedFunction:
             out = out[0] if isinstance(out, tuple) else out
             if isinstance(out, Tracer):
                 return out.__array_ufunc__(self.func, "__call__", *args, **kwargs)
+            if _find_recorder(args) is not None:  # would freeze a traced value into it
+                raise Untraceable(f"{self.name} writes into an array that is not traced")
         result = self.func(*_concrete(args), **_concrete(kwargs))
         if isinstance(result, (tuple, list)) and any(isinstance(r, np.ndarray) for r in result):
             raise Untraceable(f"{self.name} returns several arrays")
