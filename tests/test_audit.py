@@ -149,7 +149,7 @@ def test_an_audit_kills_obvious_mutants_and_reports_an_equivalent_survivor(
     assert again["kill_rate"] == 0.5
 
 
-@pytest.mark.parametrize("assignment", ["hw1", "hw2", "hw3"])
+@pytest.mark.parametrize("assignment", ["hw1", "hw2", "hw3", "hw4"])
 def test_every_stub_costs_points(assignment: str, tmp_path: Path) -> None:
     """Each solution block, left alone as the starter's stub, loses points in its assignment's
     hidden suite (``kit audit --stubs``), except the ones judged equivalent in audit.toml."""

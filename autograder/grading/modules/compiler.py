@@ -46,7 +46,8 @@ def _gradients(spec: Traced, xs: Arrays, eps: float = 1e-6) -> Outputs:
 
 def _trace_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
     name = _NAMES[v]
-    outputs = ["the traced output's value", "node kinds", "node inputs", "node ops", "output node"]
+    outputs = ["the traced output's value", "node kinds", "node inputs", "node ops", "output node",
+               "node names", "node labels"]  # fmt: skip
     return _params(name, outputs, about=f"tg.trace({name})"), _inputs(rng, FUNCTIONS[name])
 
 
@@ -86,6 +87,31 @@ def _trace_judge(p: Params, arrays: Arrays, got: Outputs, expected: Outputs) -> 
                 return Verdict(False, message + " (values come after their inputs)", "wrong_order")
     if not 0 <= int(out) < len(kinds):
         return Verdict(False, "the graph's output is not one of its nodes", "wrong_trace")
+    return _judge_names(p, kinds, np.asarray(got[5]), np.asarray(got[6]))
+
+
+def _judge_names(p: Params, kinds: np.ndarray, names: np.ndarray, labels: np.ndarray) -> Verdict:
+    """The lectures' names: inputs v-(n-1) ... v0, ops v1, v2, ... and constants c0, c1, ...
+    in the order they appear; a one-element constant labelled with its value."""
+    n_in = int((kinds == 0).sum())
+    expected = {
+        0: iter(range(1 - n_in, 1)),
+        2: iter(range(1, len(kinds) + 1)),
+        1: iter(range(len(kinds))),
+    }
+    for i, (kind, (letter, number)) in enumerate(zip(kinds, names)):
+        want_letter = 1 if kind == 1 else 0
+        want = next(expected[int(kind)])
+        if (letter, number) != (want_letter, want):
+            shown = f"{'vc'[want_letter]}{want}"
+            return Verdict(False, f"node {i} should be named {shown}, as in the lectures' table "
+                                  "(inputs v-1, v0, ...; ops v1, v2, ...; constants c0, ...)",
+                           "wrong_trace")  # fmt: skip
+    constants = [float(x) for x, k in zip(labels, kinds) if k == 1]
+    expected_constants = list(FUNCTIONS[p["function"]].constants)
+    if constants != expected_constants:
+        message = f"the constants' labels read {constants}, expected {expected_constants}"
+        return Verdict(False, message + " (a one-element constant shows its value)", "wrong_trace")
     return Verdict(True)
 
 

@@ -32,6 +32,7 @@ class Traced:
     smooth: bool = True  # no constant the trace freezes (a ReLU mask): derivative code is
     # valid at any input of these shapes
     dead: int = 0  # array operations whose result nothing uses
+    constants: tuple[float, ...] = ()  # the one-element constants of its trace, in order
 
 
 def _softmax_rows(z: np.ndarray) -> np.ndarray:
@@ -47,11 +48,12 @@ FUNCTIONS: dict[str, Traced] = {
         ("log", "mul", "add", "sin", "sub", "sum"),
         positive=True,
     ),
-    "a tanh layer, squared": Traced(
-        lambda tg: lambda x, w, b: (tg.tanh(x @ w + b) ** 2.0).sum(),
-        lambda x, w, b: float(np.sum(np.tanh(x @ w + b) ** 2)),
+    "a tanh layer, squared and halved": Traced(
+        lambda tg: lambda x, w, b: (tg.tanh(x @ w + b) ** 2.0).sum() * 0.5,
+        lambda x, w, b: float(np.sum(np.tanh(x @ w + b) ** 2) * 0.5),
         ((3, 4), (4, 2), (2,)),
-        ("matmul", "add", "tanh", "pow", "sum"),
+        ("matmul", "add", "tanh", "pow", "sum", "mul"),
+        constants=(2.0, 0.5),
     ),
     "a reused value: y = x * x, z = y + x, sum(z * y)": Traced(
         lambda tg: _reused,
@@ -72,6 +74,7 @@ FUNCTIONS: dict[str, Traced] = {
         ((4, 3), (3, 2)),
         ("matmul", "tanh", "pow", "sum"),
         dead=2,
+        constants=(2.0,),
     ),
 }
 
@@ -94,8 +97,10 @@ def _function(tg: ModuleType, p: Params) -> tuple[Traced, Callable[..., Any]]:
 
 def run_trace(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
     """``tg.trace(f, *arrays)``: its output's value, and its nodes as arrays: per node its
-    kind (0 input, 1 constant, 2 op), the positions of its inputs (-1 padded) and its op's
-    position in ``p["ops"]`` (-1: an op not listed)."""
+    kind (0 input, 1 constant, 2 op), the positions of its inputs (-1 padded), its op's
+    position in ``p["ops"]`` (-1: an op not listed), its name as (letter, number) with letter
+    0 for "v", 1 for "c", -1 for anything else, and its label read as a number (NaN if not
+    one)."""
     _, f = _function(tg, p)
     graph = tg.trace(f, *[a.copy() for a in arrays])
     nodes = list(graph.nodes)
@@ -110,7 +115,24 @@ def run_trace(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
     codes = np.array([names.index(n.op) if n.op in names else -1 for n in nodes], np.int64)
     out_position = np.array(where.get(id(graph.output), -1), np.int64)
     value = to_array(tg, graph.output.value, "the traced output's value")
-    return [np.asarray(value, np.float64), kinds, parents, codes, out_position]
+    names_ = np.array([_name_code(str(n.name)) for n in nodes], np.int64).reshape(-1, 2)
+    labels = np.array([_number(n.label) for n in nodes], np.float64)
+    return [np.asarray(value, np.float64), kinds, parents, codes, out_position, names_, labels]
+
+
+def _name_code(name: str) -> tuple[int, int]:
+    letter = {"v": 0, "c": 1}.get(name[:1], -1)
+    try:
+        return letter, int(name[1:])
+    except ValueError:
+        return -1, 0
+
+
+def _number(label: object) -> float:
+    try:
+        return float(str(label))
+    except ValueError:
+        return float("nan")
 
 
 def run_derivative_source(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
