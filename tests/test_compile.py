@@ -365,3 +365,15 @@ def test_state_the_trace_cannot_see_is_refused_not_frozen() -> None:
         compiled(tg.Tensor(np.arange(3.0)))
     compiled(tg.Tensor(np.arange(3.0) + 1))
     np.testing.assert_allclose(scratch, 2 * (np.arange(3.0) + 1))  # eager: updated each call
+
+
+def test_a_failing_pass_is_an_error_not_a_silent_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tapegrad.passes
+
+    def unfinished(program):  # type: ignore[no-untyped-def]
+        raise NotImplementedError("hw4: eliminate_dead_values")
+
+    monkeypatch.setitem(tapegrad.passes.PASSES, "dce", unfinished)
+    compiled = tg.compile(lambda x: (x * 2.0).sum())
+    with pytest.raises(NotImplementedError, match="eliminate_dead_values"):
+        compiled(tg.Tensor(np.ones(3)))

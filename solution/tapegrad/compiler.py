@@ -152,6 +152,8 @@ class Compiled:
         result = self.f(*args)  # eager: this call's answer, and its tape names loose tensors
         try:
             entry = _trace(self.f, args, result, self.passes)
+        except _PassFailed as failed:  # not the function's fault: say so, do not hide it
+            raise failed.error from None
         except Exception as exc:  # the eager call worked: whatever failed is the trace's
             why = str(exc) if isinstance(exc, Untraceable) else _trace_failure(exc)
             self.cache[key] = why
@@ -451,10 +453,10 @@ def _trace(
     early = [name for name in passes if name in ("fold", "dce")]
     late = [name for name in passes if name not in ("fold", "dce")]
     if "fold" in early:
-        PASSES["fold"](forward)
+        _run_pass("fold", forward)
     if backward is not None:
         for name in early:
-            PASSES[name](backward)
+            _run_pass(name, backward)
         # what the backward reads of the forward's values is saved for it by the forward
         produced = {id(ins.out) for ins in backward.instrs if ins.out is not None}
         saved: list[Value] = []
@@ -465,11 +467,11 @@ def _trace(
         backward.inputs = [backward.inputs[0]] + saved
         forward.outputs = outputs + saved
     if "dce" in early:
-        PASSES["dce"](forward)
+        _run_pass("dce", forward)
     for name in late:
-        PASSES[name](forward)
+        _run_pass(name, forward)
         if backward is not None:
-            PASSES[name](backward)
+            _run_pass(name, backward)
     entry = _Entry(
         forward=_Generated(forward, "forward", device),
         backward=_Generated(backward, "backward", device) if backward else None,
@@ -491,6 +493,21 @@ def _trace(
         },
     )
     return entry
+
+
+class _PassFailed(Exception):
+    """A pass raised: the compiler's own error (or an unfinished one), not the function's."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _run_pass(name: str, program: Program) -> None:
+    try:
+        PASSES[name](program)
+    except Exception as exc:
+        raise _PassFailed(exc) from exc
 
 
 def _copied(backward: Program | None) -> list[bool]:

@@ -166,6 +166,8 @@ def run_dead_values(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
         xs = [tg.Tensor(a.copy(), requires_grad=True) for a in arrays]
         y = fn(*xs)
         y.backward()
+        if fn.stats.fallbacks:
+            raise RuntimeError(f"tg.compile ran the function eagerly: {fn.stats.fallbacks[0]}")
         counts.append(int(fn.op_counts()["compiled"]))
         compiled += int(fn.stats.compiled_calls)
         if passes == ("fold", "dce"):
