@@ -583,22 +583,36 @@ class _Generated:
 
 
 def _numpy_chain(ins: Instr, src: Source) -> list[str]:
-    """A fused chain on NumPy: its members in order, each after the first writing into one
-    buffer (the chain's result), so the chain allocates at most one array."""
+    """A fused group on NumPy: its members in order, each writing into the array of an
+    intermediate result it reads for the last time (``out=``), the root into the group's
+    buffer when the buffer pass gave it one; so the group allocates as little as it can."""
     assert ins.fused is not None and ins.out is not None
-    buffer = ins.kwargs.get("out")
+    members = ins.fused
+    last_read: dict[int, int] = {}
+    for k, member in enumerate(members):
+        for v in member.values():
+            last_read[id(v)] = k
+    inside = {id(m.out) for m in members}
+    taken: set[int] = set()  # intermediates whose array a later member already writes into
     lines = []
-    result = ins.out.name
-    for k, member in enumerate(ins.fused):
+    for k, member in enumerate(members):
         assert member.out is not None
         args = [src.arg(a) for a in member.args]
-        if k == 0 and buffer is None:
-            lines.append(f"{result} = xp.{member.name}({', '.join(args)})")
-        else:
-            target = src.arg(buffer) if k == 0 else result
-            lines.append(f"{result} = xp.{member.name}({', '.join(args)}, out={target})")
-        # later members read the chain's intermediate results under the chain's name
-        member.out.name = result
+        target = ins.kwargs.get("out") if k == len(members) - 1 else None
+        if target is None:
+            for v in member.values():
+                if (
+                    id(v) in inside
+                    and id(v) not in taken
+                    and last_read[id(v)] == k
+                    and v.shape == member.out.shape
+                    and v.dtype == member.out.dtype
+                ):
+                    target = v
+                    taken.add(id(v))
+                    break
+        out = f", out={src.arg(target)}" if target is not None else ""
+        lines.append(f"{member.out.name} = xp.{member.name}({', '.join(args)}{out})")
     return lines
 
 

@@ -96,12 +96,13 @@ def _fusable(ins: Instr) -> bool:
 
 
 def fuse_elementwise(program: Program) -> None:
-    """Merge chains of elementwise operations into single fused instructions.
+    """Merge elementwise operations into fused instructions, each computing a small tree of
+    them in one go (``exp(tanh(x) * 2 + 1)``, ``sqrt(x * x + 1) - sin(y) * cos(x)``).
 
-    A fusable instruction joins the chain that produced one of its operands when that
-    operand is read by it alone, has its shape and dtype, and no write into memory happened
-    since the chain began. The fused instruction takes the chain's place (where its last
-    member was), reads the chain's outside operands and produces the last member's result.
+    A fusable instruction joins the groups that produced its operands when each such operand
+    is read by it alone, has its shape and dtype, is not an output, and no write into memory
+    happened since the group began. The fused instruction takes the place of its last member
+    (the root of the tree), reads the group's outside operands and produces the root's result.
     """
     last = program.uses()
     reads: dict[int, int] = {}
@@ -109,17 +110,18 @@ def fuse_elementwise(program: Program) -> None:
         for v in ins.values():
             reads[id(v)] = reads.get(id(v), 0) + 1
     outputs = {id(v) for v in program.outputs}
-    chains: dict[int, list[Instr]] = {}  # id(result of a chain's last member) -> the chain
-    member_of: dict[int, list[Instr]] = {}  # id(instruction) -> its chain
+    groups: dict[int, list[Instr]] = {}  # id(a group's root result) -> the group, in order
+    member_of: dict[int, list[Instr]] = {}  # id(instruction) -> its group
+    position = {id(ins): i for i, ins in enumerate(program.instrs)}
     for ins in program.instrs:
         if ins.mutates is not None:
-            chains.clear()  # no chain reaches across a write
+            groups.clear()  # no group reaches across a write
         if not _fusable(ins):
             continue
         assert ins.out is not None
-        chain = None
+        joined: list[Instr] = []
         for v in ins.values():
-            held = chains.get(id(v))
+            held = groups.get(id(v))
             if (
                 held is not None
                 and reads.get(id(v)) == 1
@@ -128,21 +130,19 @@ def fuse_elementwise(program: Program) -> None:
                 and v.shape == ins.out.shape
                 and v.dtype == ins.out.dtype
             ):
-                chain = held
-                del chains[id(v)]
-                break
-        if chain is None:
-            chain = []
-        chain.append(ins)
-        member_of[id(ins)] = chain
-        chains[id(ins.out)] = chain
+                del groups[id(v)]
+                joined += held
+        group = sorted(joined, key=lambda m: position[id(m)]) + [ins]
+        for member in group:
+            member_of[id(member)] = group
+        groups[id(ins.out)] = group
     rewritten: list[Instr] = []
     for ins in program.instrs:
-        chain = member_of.get(id(ins))
-        if chain is None:
+        found = member_of.get(id(ins))
+        if found is None:
             rewritten.append(ins)
-        elif chain[-1] is ins:  # a chain runs where its last member ran
-            rewritten.append(_fused(chain))
+        elif found[-1] is ins:  # a group runs where its root ran
+            rewritten.append(_fused(found))
     program.instrs[:] = rewritten
 
 
@@ -180,16 +180,10 @@ def reuse_buffers(program: Program) -> None:
         target = ins.out
         if not (ins.elementwise or ins.fused is not None) or target is None:
             continue
-        # a fused chain writes its buffer at its first member: only what that member alone
-        # reads can be overwritten
-        later = ins.fused[1:] if ins.fused is not None else []
-        read_later = {id(x) for member in later for x in member.values()}
-        candidates = ins.fused[0].values() if ins.fused is not None else ins.values()
-        for v in candidates:
+        for v in ins.values():  # a fused group writes only its root's result into it
             o = v.owner
             if (
                 (v is o or id(v) in whole)
-                and id(v) not in read_later
                 and id(o) not in given
                 and o.kind == "op"
                 and isinstance(o.concrete, np.ndarray)
