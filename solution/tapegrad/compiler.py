@@ -808,6 +808,7 @@ class _Output(Tensor):
 class _CompiledGraph(Function):
     """The whole compiled graph as one node of the tape: its backward is the generated one."""
 
+    __slots__ = ("entry", "saved")
     entry: _Entry
     saved: tuple[Any, ...]
 
