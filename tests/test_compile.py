@@ -476,3 +476,15 @@ def test_random_elementwise_programs_compile_to_eager_values_and_gradients() -> 
             if want is not None:
                 np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-11, atol=1e-12)
         assert compiled.stats.compiled_calls == 1, (seed, compiled.stats.fallbacks)
+
+
+def test_argument_names_never_clash_with_the_generated_names() -> None:
+    def f(v1, c0, xp, dy):  # type: ignore[no-untyped-def]
+        return (v1 * c0 + xp - dy).sum()
+
+    compiled = tg.compile(f)
+    args = [tg.Tensor(np.full(2, float(k + 1)), requires_grad=True) for k in range(4)]
+    for _ in range(2):
+        y = compiled(*args)
+    assert y.item() == f(*args).item() and compiled.stats.compiled_calls == 1
+    assert compiled.source().startswith("def forward(arg1, arg2, arg3, arg4)")

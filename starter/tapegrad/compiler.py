@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import re
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -49,6 +50,7 @@ from .passes import C_FORMS, PASSES
 from .program import Instr, Program, Recorder, Source, Tracer, TracingNumPy, Untraceable, Value
 from .program import emit as _emit
 from .tensor import Function, Tensor, _as_cotangent, _Mode, backprop, set_grad_enabled
+from .trace import _parameter_names
 from .transforms import tree_flatten, tree_unflatten
 
 __all__ = ["Compiled", "compile"]
@@ -371,7 +373,7 @@ def _trace(
     arg_inputs: list[tuple[int, Value, bool]] = []  # (argument index, input, is a Tensor)
     traced_args: list[Any] = []
     arg_tensors: dict[int, Tensor] = {}
-    names = _parameter_names(f, len(args))
+    names = _argument_names(f, len(args))
     for i, a in enumerate(args):
         if isinstance(a, Tensor):
             session._device(a.device)
@@ -529,20 +531,13 @@ def _reads(program: Program) -> Iterator[Value]:
     yield from program.outputs
 
 
-def _parameter_names(f: Callable[..., Any], count: int) -> list[str]:
-    import inspect
-
-    try:
-        params = [
-            p.name
-            for p in inspect.signature(f).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        params = []
-    names = [params[i] if i < len(params) else f"x{i + 1}" for i in range(count)]
+def _argument_names(f: Callable[..., Any], count: int) -> list[str]:
+    """The function's parameter names for its arguments (``x1, x2, ...`` where it has none),
+    renamed where they would clash with the generated code's own names."""
+    names = _parameter_names(f, count)
+    taken = {"xp", "dy", "draw", "scatter_add", "Diverged"}
     return [
-        n if n.isidentifier() and n not in ("xp", "dy") else f"x{i + 1}"
+        f"arg{i + 1}" if n in taken or re.fullmatch(r"[vcx]\d+", n) else n
         for i, n in enumerate(names)
     ]
 
