@@ -488,3 +488,10 @@ def test_argument_names_never_clash_with_the_generated_names() -> None:
         y = compiled(*args)
     assert y.item() == f(*args).item() and compiled.stats.compiled_calls == 1
     assert compiled.source().startswith("def forward(arg1, arg2, arg3, arg4)")
+
+
+def test_numbers_lifted_to_tensors_are_constants_not_inputs() -> None:
+    w = tg.Tensor(np.ones((3, 2)), requires_grad=True)
+    f = tg.compile(lambda x: (tg.tanh(x @ w) ** 2.0 * 0.5).sum())
+    f(tg.Tensor(np.ones((4, 3))))
+    assert f.source().splitlines()[0] == "def forward(x, w0):"

@@ -347,7 +347,11 @@ def _host(obj: Any) -> Any:
 
 def _loose_tensors(result: Any) -> list[Tensor]:
     """The tensors the eager result was computed from (its tape's leaves): with the module
-    parameters, those captured by the function (``w`` in ``lambda x: x @ w``)."""
+    parameters, those captured by the function (``w`` in ``lambda x: x @ w``). Python numbers
+    lifted to tensors (``x ** 2.0``) are not among them: the trace lifts its own."""
+    from .ops import _CONSTANTS
+
+    lifted = {id(t) for t in _CONSTANTS.values()}
     found: list[Tensor] = []
     seen: set[int] = set()
     leaves, _ = tree_flatten(result)
@@ -358,7 +362,8 @@ def _loose_tensors(result: Any) -> list[Tensor]:
             continue
         seen.add(id(t))
         if t._ctx is None:
-            found.append(t)
+            if id(t) not in lifted:
+                found.append(t)
             continue
         stack.extend(t._ctx.inputs)
     return found
@@ -391,8 +396,9 @@ def _trace(
             tracer = rec.tracer(np.array(get_backend(device).to_host(a), copy=True), names[i])
             traced_args.append(tracer)
             arg_inputs.append((i, tracer.ref, False))
+    loose = _loose_tensors(result)  # before tracing: installing its backend clears caches
     with _tracing(session):
-        for t in _loose_tensors(result):
+        for t in loose:
             if not any(t is a for a in args):
                 session.swap(t, f"w{len(session.swaps)}")
         with set_grad_enabled(grad_mode):
