@@ -135,7 +135,8 @@ def _derivative_case(rng: np.random.Generator, v: int) -> tuple[Params, Arrays]:
     traced = _inputs(rng, spec)
     run_at = _inputs(rng, spec) if spec.smooth else [a.copy() for a in traced]
     outputs = ["the generated function's value"]
-    outputs += [f"gradient of input {k}" for k in range(len(traced))] + ["source lines"]
+    outputs += [f"gradient of input {k}" for k in range(len(traced))]
+    outputs += ["source lines", "accumulating lines"]
     where = "other inputs of the same shapes" if spec.smooth else "the traced inputs"
     about = f"derivative code of {name}, run at {where}"
     return _params(name, outputs, about=about), traced + run_at
@@ -147,11 +148,19 @@ def _derivative_reference(p: Params, arrays: Arrays) -> Outputs:
 
 
 def _derivative_judge(p: Params, arrays: Arrays, got: Outputs, expected: Outputs) -> Verdict:
+    accumulating = int(np.asarray(got[-1]))
     for name, g, e in zip(p["outputs"], got, expected):
         verdict = compare_output(name, g, e, out_shape=()) if e is not None else Verdict(True)
         if not verdict.ok:
+            if FUNCTIONS[p["function"]].reuses and accumulating == 0:
+                return Verdict(
+                    False,
+                    f"{verdict.message}. Likely: a value of this function is read by two ops, "
+                    "but no line of the derivative source accumulates (+=) into its adjoint",
+                    "no_accumulation",
+                )
             return verdict
-    lines = int(np.asarray(got[-1]))
+    lines = int(np.asarray(got[-2]))
     needed = 2 + len(p["ops"])  # def, one line per op at least, return
     if lines < needed:
         message = f"the derivative source has {lines} lines: expected at least {needed}"

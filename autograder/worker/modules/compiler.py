@@ -33,6 +33,7 @@ class Traced:
     # valid at any input of these shapes
     dead: int = 0  # array operations whose result nothing uses
     constants: tuple[float, ...] = ()  # the one-element constants of its trace, in order
+    reuses: bool = False  # a value of its trace is read by two ops (its adjoint accumulates)
 
 
 def _softmax_rows(z: np.ndarray) -> np.ndarray:
@@ -47,6 +48,7 @@ FUNCTIONS: dict[str, Traced] = {
         ((4,), (4,)),
         ("log", "mul", "add", "sin", "sub", "sum"),
         positive=True,
+        reuses=True,
     ),
     "a tanh layer, squared and halved": Traced(
         lambda tg: lambda x, w, b: (tg.tanh(x @ w + b) ** 2.0).sum() * 0.5,
@@ -60,6 +62,7 @@ FUNCTIONS: dict[str, Traced] = {
         lambda x: float(np.sum((x * x + x) * (x * x))),
         ((2, 3),),
         ("mul", "add", "mul", "sum"),
+        reuses=True,
     ),
     "ReLU then log-softmax": Traced(
         lambda tg: lambda x, w: tg.log_softmax(tg.relu(x @ w), axis=1).sum(),
@@ -137,7 +140,8 @@ def _number(label: object) -> float:
 
 def run_derivative_source(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
     """Trace at the first half of ``arrays``, run the generated derivative code at the
-    second half: its value and gradients, and the number of lines of its source."""
+    second half: its value and gradients, the number of lines of its source and how many of
+    them accumulate into an adjoint (``+=``)."""
     _, f = _function(tg, p)
     k = len(arrays) // 2
     graph = tg.trace(f, *[a.copy() for a in arrays[:k]])
@@ -149,6 +153,7 @@ def run_derivative_source(tg: ModuleType, p: Params, arrays: Arrays) -> Outputs:
     for i, g in enumerate(grads):
         outputs.append(np.asarray(to_array(tg, g, f"the generated gradient {i}"), np.float64))
     outputs.append(np.array(len(source.splitlines()), np.int64))
+    outputs.append(np.array(sum("+=" in line for line in source.splitlines()), np.int64))
     return outputs
 
 
