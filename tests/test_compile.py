@@ -255,12 +255,30 @@ def test_backward_inside_and_higher_order_are_refused_clearly() -> None:
     compiled = tg.compile(with_backward)
     with pytest.warns(UserWarning, match=r"calls \.backward\(\)"):
         compiled(tg.Tensor(np.ones(3)))
-    square = tg.compile(lambda x: (x * x * w).sum())
+    tg.manual_seed(0)
+    drop = tg.nn.Dropout(0.5)
+    noisy = tg.compile(lambda x: (drop(x) * w).sum())
     x = tg.Tensor(np.ones(3), requires_grad=True)
-    square(x)
-    y = square(x)
-    with pytest.raises(RuntimeError, match="first-order"):
+    noisy(x)
+    y = noisy(x)
+    with pytest.raises(RuntimeError, match="draws random numbers"):
         y.backward(create_graph=True)
+
+
+def test_gradients_of_gradients_replay_the_function_eagerly() -> None:
+    def f(x):  # type: ignore[no-untyped-def]
+        return (tg.sin(x) * x * x).sum()
+
+    compiled = tg.compile(f)
+    x = np.array([0.3, -1.2, 2.0])
+
+    def second(fn):  # type: ignore[no-untyped-def]
+        return tg.grad(lambda x: tg.grad(fn)(x).sum())(x).numpy()
+
+    for _ in range(3):  # eager, then compiled: tg.grad records its backward (create_graph)
+        np.testing.assert_allclose(second(compiled), second(f), rtol=1e-12)
+        np.testing.assert_allclose(tg.grad(compiled)(x).numpy(), tg.grad(f)(x).numpy())
+    assert compiled.stats.compiled_calls > 0
 
 
 def test_the_passes_keep_results_and_cut_operations() -> None:
@@ -495,3 +513,122 @@ def test_numbers_lifted_to_tensors_are_constants_not_inputs() -> None:
     f = tg.compile(lambda x: (tg.tanh(x @ w) ** 2.0 * 0.5).sum())
     f(tg.Tensor(np.ones((4, 3))))
     assert f.source().splitlines()[0] == "def forward(x, w0):"
+
+
+# ---- what a review of the compiler found, each now a test --------------------------------------
+
+
+def test_an_argument_in_another_memory_layout_gives_eager_values_and_stays_untouched() -> None:
+    def f(x):  # type: ignore[no-untyped-def]
+        e = x * 2.0
+        return tg.sin(e.T.reshape(12)).sum() + e.sum()
+
+    a = np.arange(12.0).reshape(3, 4) / 10
+    compiled = tg.compile(f)
+    compiled(tg.Tensor(a))
+    compiled(tg.Tensor(a))
+    z = tg.Tensor(a.T.copy()).T  # the same values, Fortran-ordered
+    before = z.numpy().copy()
+    assert compiled(z).item() == pytest.approx(f(z).item(), rel=1e-12)
+    np.testing.assert_array_equal(z.numpy(), before)
+
+
+def test_a_boolean_mask_from_the_arguments_runs_eagerly() -> None:
+    compiled = tg.compile(lambda x, m: x[m].mean())
+    x = tg.Tensor(np.array([1.0, 2.0, 3.0, 4.0]), requires_grad=True)
+    masks = [np.array([True, True, True, False]), np.array([True, False, False, True])]
+    with pytest.warns(UserWarning, match="boolean mask"):
+        compiled(x, tg.Tensor(masks[0]))
+    assert compiled(x, tg.Tensor(masks[1])).item() == 2.5
+
+
+def test_structures_with_none_and_two_layers_of_one_class() -> None:
+    l1, l2 = tg.nn.Linear(3, 3), tg.nn.Linear(3, 2)
+    compiled = tg.compile(lambda x: {"loss": (l2(l1(x)) ** 2.0).sum(), "aux": None})
+    x = tg.Tensor(np.ones((2, 3), np.float32))
+    for _ in range(2):
+        out = compiled(x)
+    assert out["aux"] is None and compiled.stats.compiled_calls == 1, compiled.stats.fallbacks
+    assert "linear_bias_2" in compiled.source()
+
+
+def test_a_failed_guard_leaves_buffers_and_random_draws_as_eager_would() -> None:
+    def make():  # type: ignore[no-untyped-def]
+        bn = tg.nn.BatchNorm1d(3)
+
+        def f(x):  # type: ignore[no-untyped-def]
+            h = tg.nn.functional.dropout(bn(x), 0.5, training=True)
+            if (x.sum() > 0).data:
+                return (h * 2.0).sum()
+            return (h * 3.0).sum()
+
+        return bn, f
+
+    (bn_e, f_e), (bn_c, f_c) = make(), make()
+    f_c = tg.compile(f_c)
+    pos = np.abs(np.random.default_rng(0).standard_normal((4, 3))) + 1
+    results = []
+    for fn in (f_e, f_c):
+        tg.manual_seed(5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results.append([fn(tg.Tensor(x)).item() for x in (pos, pos, -pos, pos)])
+    assert results[0] == pytest.approx(results[1], rel=1e-12)
+    np.testing.assert_allclose(bn_c.running_mean.numpy(), bn_e.running_mean.numpy(), rtol=1e-6)
+
+
+def test_forward_mode_through_a_compiled_function_runs_eagerly() -> None:
+    compiled = tg.compile(lambda x: (x * x).sum())
+    x, t = np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert [tg.jvp(compiled, (x,), (t,))[1].item() for _ in range(3)] == [2.0, 2.0, 2.0]
+
+
+def test_gradients_are_writable_and_labels_are_checked() -> None:
+    compiled = tg.compile(lambda x: x.sum() ** 2.0)
+    for _ in range(2):
+        x = tg.Tensor(np.ones((3, 4)), requires_grad=True)
+        compiled(x).backward()
+    assert x.grad.data.flags.writeable
+    loss = tg.compile(lambda z, y: F.cross_entropy(z, y))
+    z = tg.Tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True)
+    ok = tg.Tensor(np.array([0, 1, 2]))
+    loss(z, ok)
+    loss(z, ok)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="class indices"):
+            loss(z, tg.Tensor(np.array([0, 1, -1])))
+
+
+def test_captured_tensors_without_gradient_are_constants_and_modules_are_guarded() -> None:
+    x = tg.Tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+    mask = tg.Tensor(np.array([1.0, 0.0, 1.0]))
+    compiled = tg.compile(lambda x: (x * mask).sum())
+    compiled(x)
+    compiled(x)
+    assert "def forward(x):" in compiled.source()  # mask is a constant, as documented
+    tg.manual_seed(0)
+    net = tg.nn.Sequential(tg.nn.Linear(4, 4), tg.nn.Dropout(0.5))
+    fn = tg.compile(lambda x: net(x).sum())
+    xb = tg.Tensor(np.ones((2, 4), np.float32))
+    fn(xb)
+    fn(xb)
+    for m in net.modules():
+        if isinstance(m, tg.nn.Dropout):
+            m.p = 0.0
+    assert fn(xb).item() == pytest.approx(net(xb).sum().item(), rel=1e-6)
+    assert fn.stats.traces == 2  # the new setting was seen
+
+
+def test_numbers_are_keyed_by_their_bits() -> None:
+    compiled = tg.compile(lambda x, s: x / s)
+    x = tg.Tensor(np.ones(2))
+    with np.errstate(divide="ignore"):
+        compiled(x, 0.0)
+        compiled(x, 0.0)
+        assert list(compiled(x, -0.0).numpy()) == [-np.inf, -np.inf]
+    for _ in range(3):
+        compiled(x, float("nan"))
+    assert compiled.stats.traces == 3

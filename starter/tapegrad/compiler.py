@@ -108,15 +108,11 @@ class Compiled:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.stats.calls += 1
+        if _Mode.forward_mode:
+            return self._eager(args, kwargs, "forward mode (tg.jvp) runs the function eagerly")
         last = self.last
         if last is not None and not kwargs and last.accepts(args) and last.holds():
-            try:  # the common case: the signature of the previous call
-                result = last.run(args)
-            except Diverged:
-                pass  # the general path below runs it eagerly, with the message
-            else:
-                self.stats.compiled_calls += 1
-                return result
+            return self._run(last, args)  # the common case: the signature of the last call
         if kwargs:
             return self._eager(args, kwargs, "keyword arguments are not compiled")
         try:
@@ -125,19 +121,21 @@ class Compiled:
             return self._eager(args, kwargs, str(exc))
         entry = self.cache.get(key)
         if isinstance(entry, _Entry) and not entry.holds():
-            entry = None  # a parameter changed shape, or a module switched train/eval
+            entry = None  # a parameter changed shape, a module its mode, attributes or parts
         if entry is None:
             return self._first_call(key, args)
         if isinstance(entry, str):
             return self._eager(args, kwargs, entry)
         self.last = entry
+        return self._run(entry, args)
+
+    def _run(self, entry: _Entry, args: tuple[Any, ...]) -> Any:
         try:
             result = entry.run(args)
-        except Diverged as exc:
+        except Diverged as exc:  # the state the forward changed is back as it was
             ins = entry.forward.instrs_by_index[int(str(exc))]
-            return self._eager(
-                args, kwargs, f"a value-dependent branch went the other way ({ins.where})"
-            )
+            why = f"a value-dependent branch went the other way ({ins.where})"
+            return self._eager(args, {}, why)
         self.stats.compiled_calls += 1
         return result
 
@@ -168,7 +166,7 @@ class Compiled:
                 )
             return result
         self.stats.traces += 1
-        entry.key = key
+        entry.key, entry.f = key, self.f
         self.cache[key] = self.last = entry
         if self.verbose:
             print(f"tg.compile({self.__name__}): traced {entry.summary()}")
@@ -212,7 +210,9 @@ def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
             key.append(("T", a.data.shape, a.data.dtype, a.device, a.requires_grad_))
         elif isinstance(a, np.ndarray) or type(a).__module__.startswith("cupy"):
             key.append(("A", a.shape, a.dtype, type(a).__module__))
-        elif isinstance(a, (bool, int, float, str, type(None))):
+        elif isinstance(a, float):  # by bits: -0.0 is not 0.0, and NaN equals NaN
+            key.append(("N", float, a.hex()))
+        elif isinstance(a, (bool, int, str, type(None))):
             key.append(("N", type(a), a))
         else:
             raise Untraceable(f"an argument of type {type(a).__name__} is not compiled")
@@ -234,15 +234,20 @@ class _Swap:
     input: Value  # the program's input (the tracer moves on to new versions if written)
 
 
+_TRACED = object()  # in an entry's output structure: a leaf the program computes
+
+
 class _Session:
     """Everything one trace changes, and puts back."""
 
     def __init__(self, rec: Recorder) -> None:
         self.rec = rec
         self.swaps: dict[int, _Swap] = {}
-        self.modules: dict[int, tuple[Any, bool]] = {}
+        self.modules: dict[int, tuple[Any, ModuleState]] = {}
         self.device: str | None = None
         self.real_cuda: Backend | None = None  # the "cuda" backend the trace stands in for
+        self.names: set[str] = set()
+        self.frozen: list[tuple[Tensor, Any, str]] = []  # captured constants: (t, data, device)
 
     def host(self, t: Tensor) -> np.ndarray:
         if t.device == "cpu":
@@ -250,16 +255,23 @@ class _Session:
         backend = self.real_cuda or get_backend(t.device)
         return np.array(backend.to_host(t.data), copy=True)
 
+    def _unique(self, name: str) -> str:
+        base, k = name, 2
+        while name in self.names:
+            name, k = f"{base}_{k}", k + 1
+        self.names.add(name)
+        return name
+
     def swap(self, t: Tensor, name: str) -> None:
         held = self.swaps.get(id(t))
         if held is not None:  # found on the tape first: name it after its module now
             if not name.startswith("w"):
-                held.input.name = name
+                held.input.name = self._unique(name)
             return
         if isinstance(t.data, Tracer):
             return
         self._device(t.device)
-        tracer = self.rec.tracer(self.host(t), name)
+        tracer = self.rec.tracer(self.host(t), self._unique(name))
         self.swaps[id(t)] = _Swap(t, t.data, t.device, t.grad, tracer, tracer.ref)
         t.data, t.device, t.grad = tracer, "cuda", None
 
@@ -269,18 +281,57 @@ class _Session:
         elif device != self.device:
             raise Untraceable(f"tensors on {self.device} and on {device}")
 
+    def freeze(self, t: Tensor) -> None:
+        """A captured tensor that needs no gradient: a constant of the trace (as a NumPy
+        array the function captures), whatever it holds at later calls."""
+        if id(t) in self.swaps or isinstance(t.data, Tracer):
+            return
+        self._device(t.device)
+        constant = self.rec.constant(self.host(t))
+        self.frozen.append((t, t.data, t.device))
+        t.data, t.device = Tracer(self.rec, constant), "cuda"
+
     def restore(self) -> None:
         for s in self.swaps.values():
             s.tensor.data, s.tensor.device, s.tensor.grad = s.data, s.device, s.grad
+        for t, data, device in self.frozen:
+            t.data, t.device = data, device
 
     def visit(self, module: Any) -> None:
-        """A module called while tracing: its parameters and buffers become inputs."""
+        """A module called while tracing: its parameters and buffers become inputs; its
+        mode, settings and parts (as ``vars(m)`` holds them) are guarded."""
         if id(module) in self.modules:
             return
         for m in module.modules():
-            self.modules.setdefault(id(m), (m, m.training))
+            self.modules.setdefault(id(m), (m, _module_state(m)))
         for name, t in module._named_tensors():
             self.swap(t, _identifier(f"{type(module).__name__}_{name}"))
+
+
+ModuleState = tuple[tuple[str, ...], tuple[Any, ...], tuple[str, ...], tuple[int, ...]]
+
+
+def _module_state(m: Any) -> ModuleState:
+    """What a trace assumed of a module: its plain settings by value (``training``, ``p``,
+    ``eps``) and its parts by identity (sub-modules, parameters, buffers), so replacing a layer
+    or changing a setting is seen: ``(names, values, part names, part ids)``."""
+    from .nn.module import Module, Parameter
+
+    buffers = vars(m).get("_buffer_names", ())
+    plain, values, parts, ids = [], [], [], []
+    for name, value in vars(m).items():
+        if isinstance(value, (bool, int, float, str, type(None))) or (
+            isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value)
+        ):
+            plain.append(name)
+            values.append(value)
+        elif isinstance(value, (Module, Parameter)) or name in buffers:
+            parts.append(name)
+            ids.append(id(value))
+    return tuple(plain), tuple(values), tuple(parts), tuple(ids)
+
+
+_MISSING = object()
 
 
 def _identifier(text: str) -> str:
@@ -355,7 +406,9 @@ def _loose_tensors(result: Any) -> list[Tensor]:
     found: list[Tensor] = []
     seen: set[int] = set()
     leaves, _ = tree_flatten(result)
-    stack = [t for t in leaves if isinstance(t, Tensor)]
+    stack = [
+        x for t in leaves if isinstance(t, Tensor) and t._ctx is not None for x in t._ctx.inputs
+    ]
     while stack:
         t = stack.pop()
         if id(t) in seen:
@@ -396,20 +449,25 @@ def _trace(
             tracer = rec.tracer(np.array(get_backend(device).to_host(a), copy=True), names[i])
             traced_args.append(tracer)
             arg_inputs.append((i, tracer.ref, False))
+    rec.host_target = (session.device or "cpu") == "cpu"
     loose = _loose_tensors(result)  # before tracing: installing its backend clears caches
     with _tracing(session):
         for t in loose:
-            if not any(t is a for a in args):
+            if any(t is a for a in args):
+                continue
+            if t.requires_grad_:
                 session.swap(t, f"w{len(session.swaps)}")
+            else:
+                session.freeze(t)
         with set_grad_enabled(grad_mode):
             out = f(*traced_args)
         leaves, treedef = tree_flatten(out)
         outputs: list[Value] = []
-        static: list[Any] = []  # per leaf: None for a traced tensor, else the leaf itself
+        static: list[Any] = []  # per leaf: _TRACED for a traced tensor, else the leaf itself
         for leaf in leaves:
             if isinstance(leaf, Tensor) and isinstance(leaf.data, Tracer):
                 outputs.append(leaf.data.ref)
-                static.append(None)
+                static.append(_TRACED)
             elif isinstance(leaf, (Tensor, Tracer, np.ndarray)):
                 raise Untraceable("the function returns an array that is not computed by it")
             else:
@@ -677,16 +735,39 @@ class _Entry:
     arg_reads: list[tuple[int, bool]]  # the arguments the program reads: (index, a Tensor?)
     swaps: list[Tensor]
     swap_keys: list[tuple[Any, ...]]
-    modules: list[tuple[Any, bool]]
+    modules: list[tuple[Any, ModuleState]]
     wanted: list[tuple[bool, int]]  # the inputs that get gradients: (is an argument, index)
     grad_kept: list[bool]
     grad_copied: list[bool]  # gradients that are the cotangent, a saved array or a repeat
     device: str
     counts: dict[str, int]
     key: tuple[Any, ...] = ()  # the signature it was traced for (see _signature)
+    f: Callable[..., Any] | None = None  # the function (replayed for gradients of gradients)
 
     def __post_init__(self) -> None:
         self.single = self.treedef.kind == "leaf" and self.n_outputs == 1
+        # (the module's attribute dict, a name, its value or id, compared by id?)
+        self.module_checks: list[tuple[dict[str, Any], str, Any, bool]] = []
+        for module, (plain, values, parts, ids) in self.modules:
+            attrs = module.__dict__
+            self.module_checks += [(attrs, k, v, False) for k, v in zip(plain, values)]
+            self.module_checks += [(attrs, k, v, True) for k, v in zip(parts, ids)]
+        program = self.forward.program
+        position = {id(v): k for k, v in enumerate(program.inputs)}
+        written = sorted(
+            {
+                position[id(i.mutates.owner)]
+                for i in program.instrs
+                if i.mutates is not None and id(i.mutates.owner) in position
+            }
+        )
+        draws = any(i.kind == "call" and i.name == "draw" for i in program.instrs)
+        self.pure = not written and not draws
+        guarded = any(i.kind == "guard" for i in program.instrs)
+        # a guard that fails after the program wrote into a buffer or drew random numbers:
+        # those are undone before the call runs eagerly (snapshots taken only then)
+        self.undo_inputs = written if guarded else []
+        self.undo_draws = draws and guarded
 
     @property
     def source(self) -> str:
@@ -702,6 +783,19 @@ class _Entry:
             f"{n} forward and {m} backward operations (traced {self.counts['traced']}), "
             f"{len(self.swaps)} parameters and buffers"
         )
+
+    def _undoable(self, arrays: list[Any]) -> tuple[Any, ...]:
+        saved = [(arrays[k], arrays[k].copy()) for k in self.undo_inputs]
+        generator = _random.generator(self.device) if self.undo_draws else None
+        state = getattr(getattr(generator, "bit_generator", None), "state", None)
+        try:
+            return self.forward.run(*arrays)
+        except Diverged:
+            for target, copy in saved:
+                target[...] = copy
+            if state is not None:
+                generator.bit_generator.state = state  # type: ignore[union-attr]
+            raise
 
     def accepts(self, args: tuple[Any, ...]) -> bool:
         """Is ``args`` of this entry's signature? (:func:`_signature`, without building it.)"""
@@ -738,8 +832,9 @@ class _Entry:
                 or t.requires_grad_ != grad
             ):
                 return False
-        for module, training in self.modules:
-            if module.training != training:
+        for attrs, name, expected, by_id in self.module_checks:
+            now = attrs.get(name, _MISSING)
+            if (id(now) != expected) if by_id else (now is _MISSING or now != expected):
                 return False
         return True
 
@@ -747,9 +842,16 @@ class _Entry:
         """One call: the generated forward on the arguments' and parameters' arrays; the
         differentiable output gets one tape node whose backward is the generated one."""
         arrays = [args[i].data if tensor else args[i] for i, tensor in self.arg_reads]
-        for t in self.swaps:
-            arrays.append(t.data)
-        results = self.forward.run(*arrays)
+        arrays += [t.data for t in self.swaps]
+        for a in arrays:  # the trace saw C-ordered arrays: so must the code
+            if not a.flags.c_contiguous:
+                xp = get_backend(self.device).xp
+                arrays = [x if x.flags.c_contiguous else xp.ascontiguousarray(x) for x in arrays]
+                break
+        if self.undo_inputs or self.undo_draws:
+            results = self._undoable(arrays)
+        else:
+            results = self.forward.run(*arrays)
         n = self.n_outputs
         y: Tensor | None
         if self.single:  # the common case: one tensor out
@@ -758,7 +860,7 @@ class _Entry:
         else:
             made = [_Output._make(_as_array(r), self.device) for r in results[:n]]
             it = iter(made)
-            leaves = [next(it) if s is None else s for s in self.static]
+            leaves = [next(it) if s is _TRACED else s for s in self.static]
             out = tree_unflatten(self.treedef, leaves)
             y = leaves[self.differentiable] if self.differentiable is not None else None
         if y is not None and self.backward is not None and _Mode.grad_enabled:
@@ -766,6 +868,7 @@ class _Entry:
             node.inputs = tuple([args[key] if arg else self.swaps[key] for arg, key in self.wanted])
             node.entry = self
             node.saved = results[n:]
+            node.args = args
             node._out = weakref.ref(y)  # the output owns its node, not the other way round
             y._ctx = node
             y.requires_grad_ = True
@@ -803,22 +906,22 @@ class _Output(Tensor):
         for x, g in zip(node.inputs, grads):
             if g is None or not x.requires_grad_:
                 continue
+            if not getattr(g.data.flags, "writeable", True):  # a broadcast view: own copy
+                g = Tensor._make(g.data.copy(), g.device)
             x.grad = g if x.grad is None else x.grad + g
 
 
 class _CompiledGraph(Function):
     """The whole compiled graph as one node of the tape: its backward is the generated one."""
 
-    __slots__ = ("entry", "saved")
+    __slots__ = ("entry", "saved", "args")
     entry: _Entry
     saved: tuple[Any, ...]
+    args: tuple[Any, ...]
 
     def backward(self, gy: Tensor) -> tuple[Tensor | None, ...]:
         if _Mode.grad_enabled:
-            raise RuntimeError(
-                "tg.compile: the compiled backward is first-order: create_graph=True (or "
-                "tg.grad of a gradient) needs the uncompiled function"
-            )
+            return self._replayed(gy)
         backward = self.entry.backward
         assert backward is not None
         grads = iter(zip(backward.run(gy.data, *self.saved), self.entry.grad_copied))
@@ -831,3 +934,23 @@ class _CompiledGraph(Function):
             g = _as_array(g)
             out.append(Tensor._make(g.copy() if copy else g, x.device))
         return tuple(out)
+
+    def _replayed(self, gy: Tensor) -> tuple[Tensor | None, ...]:
+        """Gradients that can be differentiated again (``create_graph=True``, ``tg.grad``):
+        the generated backward is first-order, so the function runs again eagerly, on the
+        tape, and its backward is recorded. Only for functions without random draws or
+        in-place updates, which a second run would repeat."""
+        entry = self.entry
+        if not entry.pure:
+            raise RuntimeError(
+                "tg.compile: gradients of gradients (create_graph=True, tg.grad) replay the "
+                "function eagerly, and this one draws random numbers or updates buffers: "
+                "call the uncompiled function instead"
+            )
+        assert entry.f is not None
+        leaves, _ = tree_flatten(entry.f(*self.args))
+        assert entry.differentiable is not None
+        y = leaves[entry.differentiable]
+        got = backprop(y, gy, create_graph=True, inputs=list(self.inputs))
+        by_id = {id(t): g for t, g in got.items()}
+        return tuple(by_id.get(id(x)) for x in self.inputs)

@@ -145,6 +145,7 @@ class Recorder:
     def __init__(self) -> None:
         self.instrs: list[Instr] = []
         self.counter = 0
+        self.host_target = False  # the code will run on NumPy (host-side checks stay)
         self.consts: dict[int, Value] = {}  # id(array) -> its constant value
         self.keep: list[Any] = []  # arrays behind constants: keep them alive (ids are keys)
 
@@ -288,6 +289,12 @@ class Tracer(NDArrayOperatorsMixin):
         return int(np.prod(self.ref.shape, dtype=np.int64))
 
     @property
+    def host_target(self) -> bool:
+        """True when the traced code will run on the host (NumPy): checks that eager tapegrad
+        does only for host arrays are kept, as guards."""
+        return self.rec.host_target
+
+    @property
     def itemsize(self) -> int:
         return self.ref.dtype.itemsize
 
@@ -329,6 +336,7 @@ class Tracer(NDArrayOperatorsMixin):
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         name = func.__name__
+        _refuse_shape_from_values(name, args, kwargs)
         if getattr(np, name, None) is not func:
             raise Untraceable(f"numpy function {func.__module__}.{name} is not supported")
         result = getattr(np, name)(*_concrete(args), **_concrete(kwargs))
@@ -342,6 +350,7 @@ class Tracer(NDArrayOperatorsMixin):
 
     # -- indexing and methods
     def __getitem__(self, index: Any) -> Any:
+        _refuse_value_shaped("indexing with a boolean mask", (index,))
         result = self.ref.concrete[_concrete(index)]
         return self.rec.record("getitem", "", (self, index), {}, result)
 
@@ -401,6 +410,26 @@ class Tracer(NDArrayOperatorsMixin):
         return (self[i] for i in range(len(self)))
 
 
+# Functions whose result's shape depends on the values, not only the shapes, of their input.
+_VALUE_SHAPED = {"nonzero", "flatnonzero", "argwhere", "unique", "compress", "extract"}
+
+
+def _refuse_shape_from_values(name: str, args: Any, kwargs: Any) -> None:
+    single_where = name == "where" and len(args) == 1 and not kwargs
+    if (name in _VALUE_SHAPED or single_where) and _find_recorder(args) is not None:
+        raise Untraceable(f"{name} of a traced array: the result's shape depends on the values")
+
+
+def _refuse_value_shaped(what: str, items: Any) -> None:
+    """Refuse a boolean mask computed from traced values (its count of True is data)."""
+    for item in items:
+        if isinstance(item, tuple):
+            _refuse_value_shaped(what, item)
+        elif isinstance(item, Tracer) and item.dtype == np.bool_:
+            raise Untraceable(f"{what} computed from traced values: the result's shape "
+                              "depends on how many entries are True")  # fmt: skip
+
+
 _IN_PLACE_METHODS = {"fill", "sort", "put", "resize", "partition", "itemset", "setfield"}
 
 
@@ -413,6 +442,7 @@ class _TracedFunction:
         self.name, self.func, self.rec = name, func, rec
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        _refuse_shape_from_values(self.name, args, kwargs)
         if self.name == "asarray" and args and isinstance(args[0], Tracer):
             dtype = kwargs.get("dtype", args[1] if len(args) > 1 else None)
             if dtype is None or np.dtype(dtype) == args[0].dtype:

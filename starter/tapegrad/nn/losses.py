@@ -95,8 +95,11 @@ def _check_labels(logits: Tensor, labels: Any) -> Any:
             f"logits of shape {logits.shape}"
         )
     # Range-check labels that live on the host; on a GPU the check would wait for the device
-    # on every training step, so device-resident labels are trusted.
-    if n and host is not None and bool(np.any((host < 0) | (host >= c))):
+    # on every training step, so device-resident labels are trusted. (tg.compile traces a CPU
+    # function on stand-in arrays that say so: there the check becomes a guard of its code.)
+    if host is None and getattr(array, "host_target", False):
+        host = array
+    if n and host is not None and (host.min() < 0 or host.max() >= c):
         bad = host[(host < 0) | (host >= c)]
         raise ValueError(
             f"cross_entropy: labels must be class indices in [0, {c}) for {c} logits per row, "
