@@ -20,15 +20,15 @@ How it works:
    backward.
 
 A compiled version is kept per *signature*: the arguments' shapes, dtypes, devices and
-``requires_grad``, numbers by value, whether gradients are recorded, and each module's
-``training`` flag. Every call checks it (the guards). What cannot be traced (reading a value
-as a number, random numbers not from ``tapegrad.random``, tensors that are neither arguments
-nor parameters of a called module) runs eagerly instead, with a message saying why, once. A
-Python ``if`` on a tensor's value is traced as the branch taken plus a check: calls that take
-the other branch run eagerly.
+``requires_grad``, numbers by value, whether gradients are recorded; parameters' shapes and
+each called module's settings and parts are checked too (the guards). What cannot be traced
+(reading a value as a number, a boolean mask, random numbers not from ``tapegrad.random``)
+runs eagerly instead, with a message saying why, once. A Python ``if`` on a tensor's value is
+traced as the branch taken plus a check: calls that take the other branch run eagerly.
+Captured tensors that need no gradient, and captured arrays, are constants of the trace.
 
-The compiled backward is first-order: ``create_graph=True`` through it is an error (call the
-uncompiled function for higher derivatives).
+The generated backward is first-order: gradients of gradients (``create_graph=True``,
+``tg.grad``) replay the function eagerly; ``tg.jvp`` runs it eagerly.
 """
 
 from __future__ import annotations
