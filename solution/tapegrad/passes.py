@@ -41,7 +41,8 @@ def eliminate_dead_values(program: Program) -> None:
     Walk the instructions backwards, keeping the set of values still needed (the outputs to
     start with): an instruction is kept when its result is needed or it has an effect
     (:func:`_has_effect`), and then everything it reads is needed too. A write into an array
-    (``mutates``) is needed when anything sharing that array's memory is (``value.owner``).
+    (``mutates``) is needed when anything sharing that array's memory is: keep a second set,
+    of the memory owners (``value.owner``) of the needed values, beside the first.
     """
     ### BEGIN SOLUTION hw4
     needed = {id(v) for v in program.outputs}

@@ -3,7 +3,7 @@
     graph = tg.trace(lambda x1, x2: tg.log(x1) + x1 * x2 - tg.sin(x2), 2.0, 5.0)
     print(graph)            # v-1 = x1, v0 = x2, v1 = log(v-1), v2 = mul(v-1, v0), ...
     graph.to_dot()          # Graphviz source of the same graph
-    print(graph.derivative_source())   # def f_and_grad(x1, x2): ... dx2 += dv4 * cos(x2) ...
+    print(graph.derivative_source())   # def f_and_grad(x1, x2): ... dx2 += dv2 * x1 ...
     value, grads = graph.derivative_function()(2.0, 5.0)
 
 The trace is what the tape recorded: each op's :class:`~tapegrad.tensor.Function` with its
@@ -15,8 +15,9 @@ numbered as in the lectures (``v-1``, ``v0`` for two inputs), intermediate value
 
 The derivative code is generated ahead of time, by running each op's backward rule once on
 the traced values and recording the ops it performs (the rules are written with tapegrad's
-own ops, so the record is code): one line per contribution to an adjoint, ``dx2 += dv4 *
-cos(x2)``, the first one ``=``, the next ones ``+=`` (a reused value accumulates). Arrays a
+own ops, so the record is code): one line per contribution to an adjoint, ``dx2 = dv4 *
+cos(x2)`` then ``dx2 += dv2 * x1``: the first one ``=``, the next ones ``+=`` (a reused value
+accumulates). Arrays a
 rule takes from the values (relu's mask, max's arg-max) are constants of this trace. An op
 without a backward rule is an error that names it, before any code runs.
 """
@@ -145,14 +146,16 @@ def trace(f: Callable[..., Tensor], *example_args: Any) -> Graph:
 def _graph(leaves: list[Tensor], names: list[str], out: Tensor) -> Graph:
     """The Wengert list of ``out``, computed from the input tensors ``leaves``.
 
-    Name the ``n`` inputs as the lectures do, ``v{k - n + 1}`` for the k-th (``v-1``, ``v0``
-    for two), each labelled with its parameter name. Then visit :func:`_all_values` in order
-    (each tensor after those it was computed from) and make a :class:`Node` for each tensor not
-    named yet: a tensor with no recorded op (``t._ctx is None``) is a constant, ``c0``,
-    ``c1``, ... (labelled with its value when it has one element, else
-    ``constant<shape>``); any other is an op, ``v1``, ``v2``, ..., with ``op`` the lowercase
-    name of its Function's class, its ``inputs`` the nodes of ``ctx.inputs`` and its
-    ``attrs`` from :func:`_attrs`. Return the inputs first, then the other nodes in that order.
+    Name the ``n`` inputs as the lectures do, ``v{k - n + 1}`` for the k-th, k = 0, 1, ...
+    (``v-1``, ``v0`` for two), each labelled with its parameter name. Then visit
+    :func:`_all_values` in order (each tensor after those it was computed from) and make a
+    :class:`Node` for each tensor not named yet: a tensor with no recorded op
+    (``t._ctx is None``) is a constant, ``c0``, ``c1``, ..., labelled ``_show(t.item())``
+    (``2.0``) when it has one element, else ``f"constant{t.shape}"`` (``constant(2, 3)``); any
+    other is an op, ``v1``, ``v2``, ..., with ``op`` the lowercase name of its Function's
+    class, its ``inputs`` the nodes of ``ctx.inputs`` and its ``attrs`` from :func:`_attrs`.
+    Return ``Graph(nodes, inputs, output)``: the input nodes first, then the other nodes in that
+    order; ``output`` is the node of ``out`` (an input node when ``f`` returns an input).
     """
     ### BEGIN SOLUTION hw4
     n = len(leaves)
@@ -372,19 +375,24 @@ class _DerivativeWriter:
         return "\n".join(self.lines) + "\n"
 
     def _adjoints(self, graph: Graph) -> dict[int, str]:
-        """Append the adjoint lines, the output's last: returns ``{id(tensor): its adjoint's
-        name}`` for every value a gradient reached.
+        """Append the adjoint lines, starting with the output's: returns ``{id(tensor): its
+        adjoint's name}`` for every value a gradient reached.
 
-        Start with ``d<out> = ones_like(<out>)``. Visit the op nodes from last to first,
-        skipping those no gradient reached. For each, stand a fresh Tensor (``seed``, made
-        with ``Tensor._make`` from the node's data, requiring grad) for the node's adjoint:
-        name it ``self.names[id(seed)] = adjoint name``, keep it in ``self.alive``. Run the op's
-        rule, ``ctx.backward(seed)``, with the tape on (``enable_grad()``), so the rule's
-        tapegrad ops are recorded; a rule that raises NotImplementedError is a TypeError that
-        names the node and the op. Write a comment line with the op, then, per input that
-        requires grad and has a name (constants that are not inputs get none: nobody asks
-        their gradient), one line ``d<input> = <expression>`` the first time and ``+=`` after,
-        the expression from :meth:`_expression` (with :meth:`_count_uses`; ``temps`` shared).
+        The adjoint of a value is named ``"d" + self.names[id(tensor)]``: ``dx2`` for the input
+        ``x2``, ``dv4`` for ``v4``. Start with ``d<out> = ones_like(<out>)``. Visit the op
+        nodes from last to first, skipping those no gradient reached. For each, stand a fresh
+        Tensor (``seed``, made with ``Tensor._make`` from the node's data) for the node's
+        adjoint. It must require grad, or the rule's ops on it would not be recorded and it
+        would be written as a constant. Name it (``self.names[id(seed)] = adjoint name``) and
+        keep it in ``self.alive``. Run the op's rule, ``ctx.backward(seed)``, with the tape on
+        (``enable_grad()``), so the rule's tapegrad ops are recorded; a rule that raises
+        NotImplementedError is a TypeError that names the node and the op. Then append the
+        comment line ``f"    # {name} = {self._call(ctx, args)}"`` (``args``: the names of
+        ``ctx.inputs``), and per input that requires grad and has a name (constants that are
+        not inputs get none: nobody asks their gradient), one line
+        ``f"    d<input> = <expression>"`` the first time and ``+=`` after, the expression from
+        :meth:`_expression` (with :meth:`_count_uses`; ``temps`` shared: it may append lines
+        for temporaries before yours).
         """
         ### BEGIN SOLUTION hw4
         out = graph.output
