@@ -47,7 +47,17 @@ import numpy as np
 from . import random as _random
 from .backend import Backend, get_backend, install_cuda_backend, trace_array_type
 from .passes import C_FORMS, PASSES
-from .program import Instr, Program, Recorder, Source, Tracer, TracingNumPy, Untraceable, Value
+from .program import (
+    Instr,
+    Program,
+    Recorder,
+    Source,
+    Tracer,
+    TracingNumPy,
+    Untraceable,
+    Value,
+    _concrete,
+)
 from .program import emit as _emit
 from .tensor import Function, Tensor, _as_cotangent, _Mode, backprop, set_grad_enabled
 from .trace import _parameter_names
@@ -189,11 +199,14 @@ class Compiled:
 
 
 def _trace_failure(exc: Exception) -> str:
+    """Why tracing failed, in words. Traced tensors say device "cuda" while tracing, so a
+    tensor the trace cannot follow shows up as a mix of devices (tensor.py's message)."""
     text = f"{type(exc).__name__}: {exc}"
     if "a tensor on cpu and a tensor on cuda" in text:
         return (
-            "the function uses a tensor that is neither an argument nor a parameter or buffer "
-            "of a module it calls (pass it as an argument)"
+            "the function combines traced tensors with one the trace cannot follow: one it "
+            "creates without device=x.device, or one it captures that is not on the first "
+            "call's tape (create it with device=x.device, or pass it as an argument)"
         )
     return f"tracing failed ({text})"
 
@@ -249,11 +262,14 @@ class _Session:
         self.names: set[str] = set()
         self.frozen: list[tuple[Tensor, Any, str]] = []  # captured constants: (t, data, device)
 
-    def host(self, t: Tensor) -> np.ndarray:
-        if t.device == "cpu":
-            return np.array(t.data, copy=True)
-        backend = self.real_cuda or get_backend(t.device)
-        return np.array(backend.to_host(t.data), copy=True)
+    def host(self, data: Any, device: str) -> np.ndarray:
+        """A NumPy copy of an array on ``device``: what the trace computes with. All the
+        arrays of one trace must be on one device."""
+        self._device(device)
+        if device == "cpu":
+            return np.array(data, copy=True)
+        backend = self.real_cuda or get_backend(device)
+        return np.array(backend.to_host(data), copy=True)
 
     def _unique(self, name: str) -> str:
         base, k = name, 2
@@ -270,8 +286,7 @@ class _Session:
             return
         if isinstance(t.data, Tracer):
             return
-        self._device(t.device)
-        tracer = self.rec.tracer(self.host(t), self._unique(name))
+        tracer = self.rec.tracer(self.host(t.data, t.device), self._unique(name))
         self.swaps[id(t)] = _Swap(t, t.data, t.device, t.grad, tracer, tracer.ref)
         t.data, t.device, t.grad = tracer, "cuda", None
 
@@ -286,8 +301,7 @@ class _Session:
         array the function captures), whatever it holds at later calls."""
         if id(t) in self.swaps or isinstance(t.data, Tracer):
             return
-        self._device(t.device)
-        constant = self.rec.constant(self.host(t))
+        constant = self.rec.constant(self.host(t.data, t.device))
         self.frozen.append((t, t.data, t.device))
         t.data, t.device = Tracer(self.rec, constant), "cuda"
 
@@ -349,7 +363,7 @@ def _tracing(session: _Session) -> Iterator[None]:
     def scatter_add(target: Any, index: Any, values: Any) -> None:
         if not isinstance(target, Tracer):
             raise Untraceable("scatter_add into an array that is not traced")
-        concrete = (target.ref.concrete, _host(index), _host(values))
+        concrete = (target.ref.concrete, _concrete(index), _concrete(values))
         np.add.at(*concrete)
         rec.record("call", "scatter_add", (target, index, values), {}, None, mutates=target)
 
@@ -386,14 +400,6 @@ def _tracing(session: _Session) -> Iterator[None]:
         trace_array_type(Tracer, None)
         install_cuda_backend(previous)
         session.restore()
-
-
-def _host(obj: Any) -> Any:
-    if isinstance(obj, Tracer):
-        return obj.ref.concrete
-    if isinstance(obj, tuple):
-        return tuple(_host(o) for o in obj)
-    return obj
 
 
 def _loose_tensors(result: Any) -> list[Tensor]:
@@ -434,8 +440,7 @@ def _trace(
     names = _argument_names(f, len(args))
     for i, a in enumerate(args):
         if isinstance(a, Tensor):
-            session._device(a.device)
-            tracer = rec.tracer(np.array(a.numpy(), copy=True), names[i])
+            tracer = rec.tracer(session.host(a.data, a.device), names[i])
             t = Tensor._make(tracer, "cuda")
             t.requires_grad_ = a.requires_grad_
             arg_tensors[i] = t
@@ -445,8 +450,7 @@ def _trace(
             traced_args.append(a)
         else:  # an array
             device = "cpu" if isinstance(a, np.ndarray) else "cuda"
-            session._device(device)
-            tracer = rec.tracer(np.array(get_backend(device).to_host(a), copy=True), names[i])
+            tracer = rec.tracer(session.host(a, device), names[i])
             traced_args.append(tracer)
             arg_inputs.append((i, tracer.ref, False))
     rec.host_target = (session.device or "cpu") == "cpu"
